@@ -1,0 +1,234 @@
+package footprint
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/airbusgeo/godal"
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/encoding/wkt"
+)
+
+// DefaultMaxSegment is the longest edge reprojected as a straight line: a
+// 50 m chord of a Lambert-93 line stays well under 5 cm of the true curve.
+const DefaultMaxSegment = 50.0
+
+// Decimals of published coordinates: 1e-7° is about 1 cm.
+const Decimals = 7
+
+var registerOnce sync.Once
+
+// Projector reprojects geometries from one EPSG CRS to WGS84 lon/lat.
+type Projector struct {
+	mu       sync.Mutex // OGR transformations are not thread-safe
+	src, dst *godal.SpatialRef
+	tr       *godal.Transform
+}
+
+// NewProjector prepares the transformation from EPSG:code to WGS84.
+func NewProjector(code int) (*Projector, error) {
+	registerOnce.Do(godal.RegisterAll)
+	src, err := godal.NewSpatialRefFromEPSG(code)
+	if err != nil {
+		return nil, fmt.Errorf("EPSG:%d: %w", code, err)
+	}
+	// A PROJ string keeps lon/lat order whatever the EPSG axis order says.
+	dst, err := godal.NewSpatialRefFromProj4("+proj=longlat +datum=WGS84 +no_defs")
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	tr, err := godal.NewTransform(src, dst)
+	if err != nil {
+		src.Close()
+		dst.Close()
+		return nil, fmt.Errorf("EPSG:%d to WGS84: %w", code, err)
+	}
+	return &Projector{src: src, dst: dst, tr: tr}, nil
+}
+
+// Close releases the transformation.
+func (p *Projector) Close() {
+	p.tr.Close()
+	p.src.Close()
+	p.dst.Close()
+}
+
+// BoxPolygon is a box as a closed counter-clockwise ring.
+func BoxPolygon(b Box) orb.Polygon {
+	return orb.Polygon{{{b.MinX, b.MinY}, {b.MaxX, b.MinY}, {b.MaxX, b.MaxY}, {b.MinX, b.MaxY}, {b.MinX, b.MinY}}}
+}
+
+// MultiPolygon densifies mp's edges to maxSeg, reprojects it to WGS84,
+// rounds it to Decimals and orients it per RFC 7946.
+func (p *Projector) MultiPolygon(mp orb.MultiPolygon, maxSeg float64) (orb.MultiPolygon, error) {
+	out := make(orb.MultiPolygon, 0, len(mp))
+	for _, poly := range mp {
+		q, err := p.Polygon(poly, maxSeg)
+		if err != nil {
+			return nil, err
+		}
+		if q != nil {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// Polygon is MultiPolygon for one polygon; nil if rounding left nothing.
+func (p *Projector) Polygon(poly orb.Polygon, maxSeg float64) (orb.Polygon, error) {
+	out := make(orb.Polygon, 0, len(poly))
+	for i, r := range poly {
+		d := densify(r, maxSeg)
+		xs := make([]float64, len(d))
+		ys := make([]float64, len(d))
+		for j, pt := range d {
+			xs[j], ys[j] = pt[0], pt[1]
+		}
+		ok := make([]bool, len(d))
+		p.mu.Lock()
+		err := p.tr.TransformEx(xs, ys, nil, ok)
+		p.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("reprojecting: %w", err)
+		}
+		ring := make(orb.Ring, len(d))
+		for j := range d {
+			if !ok[j] {
+				return nil, fmt.Errorf("reprojecting point %v failed", d[j])
+			}
+			ring[j] = orb.Point{xs[j], ys[j]}
+		}
+		ring = roundRing(ring)
+		if len(ring) < 4 {
+			if i == 0 {
+				return nil, nil
+			}
+			continue
+		}
+		out = append(out, ring)
+	}
+	orient(out)
+	return out, nil
+}
+
+// densify inserts points so that no edge is longer than maxSeg.
+func densify(r orb.Ring, maxSeg float64) orb.Ring {
+	if maxSeg <= 0 {
+		return r
+	}
+	out := make(orb.Ring, 0, len(r))
+	for i := 0; i+1 < len(r); i++ {
+		a, b := r[i], r[i+1]
+		out = append(out, a)
+		n := int(math.Ceil(math.Hypot(b[0]-a[0], b[1]-a[1]) / maxSeg))
+		for k := 1; k < n; k++ {
+			f := float64(k) / float64(n)
+			out = append(out, orb.Point{a[0] + f*(b[0]-a[0]), a[1] + f*(b[1]-a[1])})
+		}
+	}
+	return append(out, r[len(r)-1])
+}
+
+var scale = math.Pow(10, Decimals)
+
+func round(v float64) float64 { return math.Round(v*scale) / scale }
+
+// roundRing rounds to Decimals and drops the consecutive duplicates that
+// rounding may create.
+func roundRing(r orb.Ring) orb.Ring {
+	out := r[:0]
+	for _, pt := range r {
+		q := orb.Point{round(pt[0]), round(pt[1])}
+		if len(out) > 0 && out[len(out)-1] == q {
+			continue
+		}
+		out = append(out, q)
+	}
+	if len(out) > 1 && out[0] != out[len(out)-1] {
+		out = append(out, out[0])
+	}
+	return out
+}
+
+// orient makes the shell counter-clockwise and the holes clockwise.
+func orient(p orb.Polygon) {
+	for i, r := range p {
+		want := orb.CCW
+		if i > 0 {
+			want = orb.CW
+		}
+		if r.Orientation() != want {
+			r.Reverse()
+		}
+	}
+}
+
+// Orient applies RFC 7946 ring orientation to every polygon of mp.
+func Orient(mp orb.MultiPolygon) {
+	for _, p := range mp {
+		orient(p)
+	}
+}
+
+// GeneralUnion unions arbitrary polygons (rotated tiles, outlines in WGS84
+// from several CRSs) with GEOS. It is the fallback, not the main path.
+func GeneralUnion(parts ...orb.MultiPolygon) (orb.MultiPolygon, error) {
+	registerOnce.Do(godal.RegisterAll)
+	var acc *godal.Geometry
+	defer func() {
+		if acc != nil {
+			acc.Close()
+		}
+	}()
+	for _, part := range parts {
+		if len(part) == 0 {
+			continue
+		}
+		g, err := godal.NewGeometryFromWKT(wkt.MarshalString(part), nil)
+		if err != nil {
+			return nil, fmt.Errorf("building geometry: %w", err)
+		}
+		if acc == nil {
+			acc = g
+			continue
+		}
+		u, err := acc.Union(g)
+		g.Close()
+		if err != nil {
+			return nil, fmt.Errorf("union: %w", err)
+		}
+		acc.Close()
+		acc = u
+	}
+	if acc == nil {
+		return nil, nil
+	}
+	text, err := acc.WKT()
+	if err != nil {
+		return nil, err
+	}
+	geom, err := wkt.Unmarshal(text)
+	if err != nil {
+		return nil, fmt.Errorf("reading GEOS output: %w", err)
+	}
+	var mp orb.MultiPolygon
+	switch g := geom.(type) {
+	case orb.Polygon:
+		mp = orb.MultiPolygon{g}
+	case orb.MultiPolygon:
+		mp = g
+	case orb.Collection:
+		for _, sub := range g {
+			switch s := sub.(type) {
+			case orb.Polygon:
+				mp = append(mp, s)
+			case orb.MultiPolygon:
+				mp = append(mp, s...)
+			}
+		}
+	}
+	Orient(mp)
+	return mp, nil
+}

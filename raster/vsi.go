@@ -1,0 +1,191 @@
+package raster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/airbusgeo/godal"
+)
+
+// vsiPrefix is the GDAL virtual file system prefix of our handler. A file
+// name is vsiPrefix + "<open id>/<object key>": the id routes GDAL's reads to
+// the object being inspected, the key keeps the real name and extension for
+// GDAL's driver identification and error messages.
+const vsiPrefix = "/vsipcrs/"
+
+// BlockSize is the unit of storage reads. A PCRS tile's header (TIFF IFD and
+// tile offsets, JPEG 2000 boxes and main codestream header) fits in it, so a
+// tile costs one ranged read.
+const BlockSize = 64 << 10
+
+var (
+	registerOnce sync.Once
+	registerErr  error
+	nextOpenID   atomic.Uint64
+	opens        sync.Map // open id (string) → *openObject
+)
+
+// register installs the VSI handler once per process. GDAL's own per-handle
+// cache is disabled (buffer size 0): our per-object block cache serves every
+// handle GDAL opens on the same object (GDAL reopens JPEG 2000 files to
+// read their GML box), so a reopen costs no request.
+func register() error {
+	registerOnce.Do(func() {
+		godal.RegisterAll()
+		registerErr = godal.RegisterVSIHandler(vsiPrefix, vsiHandler{}, godal.VSIHandlerBufferSize(0), godal.VSIHandlerCacheSize(0), godal.VSIHandlerStripPrefix(true))
+	})
+	return registerErr
+}
+
+// openObject is one object being inspected, with the listed siblings GDAL
+// may ask for, all read through one block cache per file.
+type openObject struct {
+	ctx   context.Context
+	src   Source
+	files map[string]*cachedFile // key → file (the tile and its siblings)
+
+	mu       sync.Mutex
+	firstErr error // first storage error, to tell unreachable from corrupt
+}
+
+func (o *openObject) storageErr() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.firstErr
+}
+
+func (o *openObject) recordErr(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.firstErr == nil {
+		o.firstErr = err
+	}
+}
+
+// cachedFile holds the blocks of one object fetched so far.
+type cachedFile struct {
+	key  string
+	size int64
+
+	mu     sync.Mutex
+	blocks map[int64][]byte // block index → bytes (the last one may be short)
+}
+
+// readAt serves p from the cache, fetching each run of missing blocks with a
+// single storage read.
+func (f *cachedFile) readAt(o *openObject, p []byte, off int64) (int, error) {
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	want := p
+	if rest := f.size - off; int64(len(want)) > rest {
+		want = want[:rest]
+	}
+	first, last := off/BlockSize, (off+int64(len(want))-1)/BlockSize
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for b := first; b <= last; {
+		if _, ok := f.blocks[b]; ok {
+			b++
+			continue
+		}
+		runEnd := b
+		for runEnd+1 <= last {
+			if _, ok := f.blocks[runEnd+1]; ok {
+				break
+			}
+			runEnd++
+		}
+		if err := f.fetch(o, b, runEnd); err != nil {
+			return 0, err
+		}
+		b = runEnd + 1
+	}
+	n := 0
+	for n < len(want) {
+		pos := off + int64(n)
+		blk := f.blocks[pos/BlockSize]
+		n += copy(want[n:], blk[pos%BlockSize:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (f *cachedFile) fetch(o *openObject, first, last int64) error {
+	start := first * BlockSize
+	end := min((last+1)*BlockSize, f.size)
+	buf := make([]byte, end-start)
+	n, err := o.src.ReadAt(o.ctx, f.key, buf, start)
+	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == end-start) {
+		if errors.Is(err, io.EOF) {
+			// The listing said the object was larger: it changed under us.
+			err = fmt.Errorf("%s: object shorter than listed (%d bytes at %d, %d expected): %w", f.key, n, start, end-start, err)
+		}
+		o.recordErr(err)
+		return err
+	}
+	for b := first; b <= last; b++ {
+		lo := (b - first) * BlockSize
+		hi := min(lo+BlockSize, int64(len(buf)))
+		f.blocks[b] = buf[lo:hi]
+	}
+	return nil
+}
+
+// vsiHandler routes GDAL's callbacks to the open objects.
+type vsiHandler struct{}
+
+func lookup(name string) (*openObject, *cachedFile, error) {
+	id, key, ok := strings.Cut(name, "/")
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: malformed virtual path", name)
+	}
+	v, ok := opens.Load(id)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: object no longer open", name)
+	}
+	o := v.(*openObject)
+	f, ok := o.files[key]
+	if !ok {
+		// GDAL probing for a file the listing did not show: answer without
+		// asking the storage.
+		return o, nil, fmt.Errorf("%s: not in the listing", key)
+	}
+	return o, f, nil
+}
+
+func (vsiHandler) Size(name string) (int64, error) {
+	_, f, err := lookup(name)
+	if err != nil {
+		return -1, err
+	}
+	return f.size, nil
+}
+
+func (vsiHandler) ReadAt(name string, p []byte, off int64) (int, error) {
+	o, f, err := lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	return f.readAt(o, p, off)
+}
+
+// open registers an object for GDAL and returns its virtual name and a
+// function that unregisters it.
+func open(ctx context.Context, src Source, obj File, siblings []File) (*openObject, string, func()) {
+	id := strconv.FormatUint(nextOpenID.Add(1), 10)
+	o := &openObject{ctx: ctx, src: src, files: make(map[string]*cachedFile, 1+len(siblings))}
+	for _, f := range append([]File{obj}, siblings...) {
+		o.files[f.Key] = &cachedFile{key: f.Key, size: f.Size, blocks: map[int64][]byte{}}
+	}
+	opens.Store(id, o)
+	return o, vsiPrefix + id + "/" + obj.Key, func() { opens.Delete(id) }
+}

@@ -1,0 +1,214 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// Op names a kind of storage request, for counters and metrics.
+type Op string
+
+const (
+	OpList Op = "list"
+	OpRead Op = "read"
+)
+
+// Observer hears about every request that reaches the backend.
+type Observer interface {
+	ObserveRequest(op Op, bytes int64, err error, elapsed time.Duration)
+}
+
+// Counter is an Observer that totals requests and bytes.
+type Counter struct {
+	requests, bytes atomic.Int64
+}
+
+func (c *Counter) ObserveRequest(_ Op, bytes int64, _ error, _ time.Duration) {
+	c.requests.Add(1)
+	c.bytes.Add(bytes)
+}
+
+// Requests is the number of requests seen so far.
+func (c *Counter) Requests() int64 { return c.requests.Load() }
+
+// Bytes is the number of bytes read so far.
+func (c *Counter) Bytes() int64 { return c.bytes.Load() }
+
+// Observed reports every request of s to the observers. Wrap it innermost
+// so that each retry counts as the request it is.
+func Observed(s Storage, obs ...Observer) Storage {
+	return observed{Storage: s, obs: obs}
+}
+
+type observed struct {
+	Storage
+	obs []Observer
+}
+
+func (o observed) List(ctx context.Context, cursor string) (Page, error) {
+	start := time.Now()
+	p, err := o.Storage.List(ctx, cursor)
+	for _, ob := range o.obs {
+		ob.ObserveRequest(OpList, 0, err, time.Since(start))
+	}
+	return p, err
+}
+
+func (o observed) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	start := time.Now()
+	n, err := o.Storage.ReadAt(ctx, key, p, off)
+	for _, ob := range o.obs {
+		ob.ObserveRequest(OpRead, int64(n), err, time.Since(start))
+	}
+	return n, err
+}
+
+// RetryPolicy bounds retries of transient failures.
+type RetryPolicy struct {
+	Attempts int           // total tries, first one included
+	Base     time.Duration // first backoff; doubles each retry
+	Max      time.Duration // cap on one backoff
+	// Timeout bounds one request; 0 means no per-request timeout.
+	Timeout time.Duration
+}
+
+// DefaultRetry suits remote storages: 5 tries over about 10 s.
+var DefaultRetry = RetryPolicy{Attempts: 5, Base: 200 * time.Millisecond, Max: 5 * time.Second, Timeout: 60 * time.Second}
+
+// Retrying retries requests that fail with a transient error, with
+// exponential backoff and full jitter so that workers hitting the same
+// failing server do not retry in lockstep.
+func Retrying(s Storage, p RetryPolicy) Storage {
+	if p.Attempts < 1 {
+		p.Attempts = 1
+	}
+	return retrying{Storage: s, p: p}
+}
+
+type retrying struct {
+	Storage
+	p RetryPolicy
+}
+
+func (r retrying) do(ctx context.Context, fn func(context.Context) error) error {
+	var err error
+	for attempt := 0; attempt < r.p.Attempts; attempt++ {
+		if attempt > 0 {
+			backoff := min(r.p.Base<<(attempt-1), r.p.Max)
+			wait := time.Duration(rand.Int64N(int64(backoff) + 1))
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return errors.Join(err, ctx.Err())
+			case <-t.C:
+			}
+		}
+		err = r.once(ctx, fn)
+		if err == nil || !Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (r retrying) once(ctx context.Context, fn func(context.Context) error) error {
+	if r.p.Timeout <= 0 {
+		return fn(ctx)
+	}
+	rctx, cancel := context.WithTimeoutCause(ctx, r.p.Timeout, errRequestTimeout)
+	defer cancel()
+	err := fn(rctx)
+	if err != nil && ctx.Err() == nil && context.Cause(rctx) == errRequestTimeout {
+		return Transient(err)
+	}
+	return err
+}
+
+var errRequestTimeout = errors.New("storage request timed out")
+
+func (r retrying) List(ctx context.Context, cursor string) (Page, error) {
+	var page Page
+	err := r.do(ctx, func(ctx context.Context) error {
+		var err error
+		page, err = r.Storage.List(ctx, cursor)
+		return err
+	})
+	return page, err
+}
+
+func (r retrying) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	var n int
+	err := r.do(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = r.Storage.ReadAt(ctx, key, p, off)
+		if err == io.EOF {
+			return nil // an answer, not a failure
+		}
+		return err
+	})
+	if err == nil && n < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Retryable says whether err is worth another try: marked transient by the
+// backend, or a network error the backend did not classify.
+func Retryable(err error) bool {
+	if errors.Is(err, ErrTransient) {
+		return true
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrNotFound) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// Limited lets at most n requests reach s at once, whatever the number of
+// workers: servers of small authorities do not take 64 parallel GETs well.
+func Limited(s Storage, n int) Storage {
+	if n < 1 {
+		n = 1
+	}
+	return limited{Storage: s, sem: make(chan struct{}, n)}
+}
+
+type limited struct {
+	Storage
+	sem chan struct{}
+}
+
+func (l limited) acquire(ctx context.Context) error {
+	select {
+	case l.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l limited) List(ctx context.Context, cursor string) (Page, error) {
+	if err := l.acquire(ctx); err != nil {
+		return Page{}, err
+	}
+	defer func() { <-l.sem }()
+	return l.Storage.List(ctx, cursor)
+}
+
+func (l limited) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	if err := l.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer func() { <-l.sem }()
+	return l.Storage.ReadAt(ctx, key, p, off)
+}

@@ -1,0 +1,58 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestRedact(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"sftp://bob:s3cret@host:22/data", "sftp://bob:REDACTED@host:22/data"},
+		{"ftp://anonymous@host/pub", "ftp://anonymous@host/pub"},
+		{"https://h/x/?token=abc&page=2", "https://h/x/?page=2&token=REDACTED"},
+		{"s3://bucket/prefix", "s3://bucket/prefix"},
+		{"/data/tiles", "/data/tiles"},
+		{"ftp://u:p%zz@host/", "ftp://REDACTED@host/"},
+	}
+	for _, tt := range tests {
+		got := Redact(tt.in)
+		if got != tt.want {
+			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		for _, secret := range []string{"s3cret", "abc", "p%zz"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("Redact(%q) leaks %q: %q", tt.in, secret, got)
+			}
+		}
+	}
+}
+
+func TestRegistryOpen(t *testing.T) {
+	var r Registry
+	var got *url.URL
+	r.Register("file", func(_ context.Context, u *url.URL, _ Options) (Storage, error) {
+		got = u
+		return nil, nil
+	})
+	r.Register("sftp", func(context.Context, *url.URL, Options) (Storage, error) {
+		return nil, errors.New("dial failed")
+	})
+	if _, err := r.Open(context.Background(), "/abs/folder", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Scheme != "file" || got.Path != "/abs/folder" {
+		t.Errorf("bare path parsed as %v", got)
+	}
+	if _, err := r.Open(context.Background(), "gopher://x/", Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown scheme: err = %v, want ErrUnsupported", err)
+	}
+	_, err := r.Open(context.Background(), "sftp://u:hunter2@h/", Options{})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "dial failed") {
+		t.Errorf("backend error must be kept and redacted, got %v", err)
+	}
+}
