@@ -150,4 +150,3 @@ func checkTIFF(ds *godal.Dataset, size int64) error {
 	}
 	return nil
 }
-

@@ -13,7 +13,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/airbusgeo/godal"
 )
@@ -77,11 +76,22 @@ type Header struct {
 // PixelSize is the absolute pixel height in CRS units.
 func (h *Header) PixelSize() float64 { return math.Abs(h.GeoTransform[5]) }
 
+// Corners are the tile's four corners in its CRS, in pixel order: top-left,
+// top-right, bottom-right, bottom-left.
+func (h *Header) Corners() [4][2]float64 {
+	gt := h.GeoTransform
+	at := func(px, py float64) [2]float64 {
+		return [2]float64{gt[0] + px*gt[1] + py*gt[2], gt[3] + px*gt[4] + py*gt[5]}
+	}
+	w, ht := float64(h.Width), float64(h.Height)
+	return [4][2]float64{at(0, 0), at(w, 0), at(w, ht), at(0, ht)}
+}
+
 // Box is the tile's footprint in its own CRS: minX, minY, maxX, maxY.
 func (h *Header) Box() [4]float64 {
-	gt := h.GeoTransform
-	xs := []float64{gt[0], gt[0] + float64(h.Width)*gt[1], gt[0] + float64(h.Height)*gt[2], gt[0] + float64(h.Width)*gt[1] + float64(h.Height)*gt[2]}
-	ys := []float64{gt[3], gt[3] + float64(h.Width)*gt[4], gt[3] + float64(h.Height)*gt[5], gt[3] + float64(h.Width)*gt[4] + float64(h.Height)*gt[5]}
+	c := h.Corners()
+	xs := []float64{c[0][0], c[1][0], c[2][0], c[3][0]}
+	ys := []float64{c[0][1], c[1][1], c[2][1], c[3][1]}
 	return [4]float64{minOf(xs), minOf(ys), maxOf(xs), maxOf(ys)}
 }
 
@@ -127,24 +137,11 @@ func Inspect(ctx context.Context, src Source, obj File, siblings []File) (*Heade
 	o, name, done := open(ctx, src, obj, siblings)
 	defer done()
 
-	var (
-		msgMu sync.Mutex
-		msgs  []string
-	)
-	logger := godal.ErrLogger(func(ec godal.ErrorCategory, code int, msg string) error {
-		msgMu.Lock()
-		msgs = append(msgs, msg)
-		msgMu.Unlock()
-		if ec >= godal.CE_Failure {
-			return errors.New(msg)
-		}
-		return nil
-	})
 	sibNames := make([]string, 0, len(siblings))
 	for _, s := range siblings {
 		sibNames = append(sibNames, path.Base(s.Key))
 	}
-	ds, err := godal.Open(name, godal.RasterOnly(), godal.Drivers(gdalDrivers...), godal.SiblingFiles(sibNames...), logger,
+	ds, err := godal.Open(name, godal.RasterOnly(), godal.Drivers(gdalDrivers...), godal.SiblingFiles(sibNames...), quiet,
 		godal.ConfigOption("GDAL_PAM_ENABLED=NO"))
 	if serr := o.storageErr(); serr != nil {
 		if ds != nil {
@@ -153,7 +150,9 @@ func Inspect(ctx context.Context, src Source, obj File, siblings []File) (*Heade
 		return nil, serr
 	}
 	if err != nil {
-		return nil, problem(ErrCorrupt, "%s", describeUnopenable(o, obj, err))
+		// GDAL names the virtual path; the owner knows the object's key.
+		msg := strings.ReplaceAll(err.Error(), name, obj.Key)
+		return nil, problem(ErrCorrupt, "%s", describeUnopenable(o, obj, msg))
 	}
 	defer ds.Close()
 
@@ -262,7 +261,7 @@ var quiet = godal.ErrLogger(func(ec godal.ErrorCategory, _ int, msg string) erro
 
 // describeUnopenable says why GDAL could not open the object, in words the
 // owner of the delivery understands.
-func describeUnopenable(o *openObject, obj File, err error) string {
+func describeUnopenable(o *openObject, obj File, gdalMsg string) string {
 	head := make([]byte, 512)
 	n, _ := o.files[obj.Key].readAt(o, head, 0)
 	head = head[:n]
@@ -273,5 +272,5 @@ func describeUnopenable(o *openObject, obj File, err error) string {
 	case bytes.HasPrefix(trimmed, []byte("<?xml")) || bytes.HasPrefix(trimmed, []byte("<error")):
 		return "an XML document, not an image (a storage error answer saved in place of the tile?)"
 	}
-	return "GDAL cannot open it: " + err.Error()
+	return "GDAL cannot open it: " + gdalMsg
 }

@@ -1,0 +1,55 @@
+# pcrs-indexer — the two commands a newcomer runs are `make demo` and
+# `make test`; both install what is missing (Debian packages, pinned tools).
+
+SHELL := /bin/bash
+GO ?= go
+TOOLS := $(CURDIR)/.tools
+STATICCHECK_VERSION := v0.8.2
+BIN := bin/pcrs-indexer
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := libgdal-dev pkg-config
+# Packages are listed with the version Debian 12 ships (GDAL 3.6.2).
+
+.PHONY: all deps build demo test lint unit bench clean
+
+all: build
+
+# deps installs the GDAL headers and the pinned linters, only when missing.
+deps:
+	@if ! pkg-config --exists gdal 2>/dev/null; then \
+		echo "installing $(APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@test -x $(TOOLS)/staticcheck || { echo "installing staticcheck $(STATICCHECK_VERSION)"; GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/pcrs-indexer
+
+# demo builds a sample storage with GDAL (a hole, an island, broken tiles),
+# scans it and shows where the outputs are.
+demo: build
+	@rm -rf demo && mkdir -p demo
+	./$(BIN) sample demo/storage
+	./$(BIN) scan --out demo/out --name "Démo Carcassonne" --attributes testdata/demo-attributes.yaml demo/storage
+	@echo
+	@echo "Outputs in $(CURDIR)/demo/out:"
+	@ls -l demo/out
+	@echo
+	@echo "livrables.geojson, properties:"
+	@python3 -c 'import json,sys; f=json.load(open("demo/out/livrables.geojson"))["features"][0]; print(json.dumps(f["properties"], ensure_ascii=False, indent=1)); print("geometry:", f["geometry"]["type"], "with", sum(len(p) for p in f["geometry"]["coordinates"]) if f["geometry"]["type"]=="MultiPolygon" else len(f["geometry"]["coordinates"]), "rings")' 2>/dev/null || head -c 1500 demo/out/livrables.geojson
+
+lint: deps
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.tools/*' -not -path './demo/*')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+unit: deps
+	$(GO) test -race -count=1 ./...
+
+test: lint unit
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin demo out

@@ -1,0 +1,256 @@
+// Command pcrs-indexer indexes the storages where PCRS aerial-image tiles
+// are published.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/livrable"
+	"github.com/openpcrs/pcrs-indexer/progress"
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/backends"
+	"github.com/openpcrs/pcrs-indexer/tilegen"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/term"
+)
+
+// Exit statuses, as SPEC.md sets them.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+const usage = `pcrs-indexer indexes a storage of PCRS tiles.
+
+Usage:
+  pcrs-indexer scan [flags] SOURCE    scan one storage (one livrable)
+  pcrs-indexer sample DIR             write the demo storage into DIR
+
+SOURCE is a folder (/data/tiles, file:///data/tiles).
+Run 'pcrs-indexer scan -h' for the scan flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "scan":
+		return scan(args[1:], stdout, stderr)
+	case "sample":
+		return sample(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "pcrs-indexer: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func sample(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprint(stderr, "usage: pcrs-indexer sample DIR\n")
+		return exitUsage
+	}
+	n, err := tilegen.Sample(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "pcrs-indexer: writing the sample: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "sample storage with %d tiles written to %s\n", n, args[0])
+	return exitOK
+}
+
+func scan(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "out", "folder receiving dalles.geojson, livrables.geojson and report.json")
+	name := fs.String("name", "", "livrable name (default: the last path element of SOURCE)")
+	attributes := fs.String("attributes", "", "livrable attributes, YAML or JSON file")
+	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once")
+	maxUnreachable := fs.Int("max-unreachable", 0, "unreachable tiles tolerated before the scan counts as failed")
+	passwordFile := fs.String("password-file", "", "file holding the storage password (default: $PCRS_INDEXER_PASSWORD)")
+	tolerance := fs.Float64("snap", footprint.DefaultTolerance, "footprint snapping tolerance, in CRS units")
+	verbose := fs.Bool("verbose", false, "log every tile set aside, even on a terminal")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: pcrs-indexer scan [flags] SOURCE\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	source := fs.Arg(0)
+	if *concurrency < 1 {
+		fmt.Fprintln(stderr, "pcrs-indexer: --concurrency must be at least 1")
+		return exitUsage
+	}
+
+	onTerminal := isTerminal(stderr)
+	log := newLogger(stderr, onTerminal, *verbose)
+
+	var attrs *livrable.Attributes
+	if *attributes != "" {
+		a, err := livrable.Load(*attributes)
+		if err != nil {
+			fmt.Fprintf(stderr, "pcrs-indexer: attributes: %v\n", err)
+			return exitUsage
+		}
+		attrs = a
+	}
+	opts := storage.Options{Password: os.Getenv("PCRS_INDEXER_PASSWORD")}
+	if *passwordFile != "" {
+		raw, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "pcrs-indexer: --password-file: %v\n", err)
+			return exitUsage
+		}
+		opts.Password = strings.TrimRight(string(raw), "\r\n")
+	}
+	livrableName := *name
+	if livrableName == "" && attrs != nil {
+		livrableName = attrs.Nom
+	}
+	if livrableName == "" {
+		livrableName = defaultName(source)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	reg := backends.Registry()
+	st, err := reg.Open(ctx, source, opts)
+	if err != nil {
+		log.Error("cannot open the storage", "source", storage.Redact(source), "error", err)
+		if errors.Is(err, storage.ErrUnsupported) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	defer st.Close()
+
+	metrics, err := indexer.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		log.Error("metrics", "error", err)
+		return exitFailed
+	}
+	u, _ := storage.ParseLocation(source)
+	cfg := indexer.Config{
+		Storage:        st,
+		Location:       source,
+		Backend:        u.Scheme,
+		Name:           livrableName,
+		Attributes:     attrs,
+		Concurrency:    *concurrency,
+		MaxUnreachable: *maxUnreachable,
+		Footprint:      footprint.Options{Tolerance: *tolerance},
+		Logger:         log,
+		Metrics:        metrics,
+	}
+	if onTerminal {
+		cfg.Progress = &progress.Bar{W: stderr, Label: "tiles"}
+	}
+	res, err := indexer.Scan(ctx, cfg)
+	switch {
+	case errors.Is(err, indexer.ErrIncomplete):
+		if perr := indexer.PublishFailed(*out, &res.Report); perr != nil {
+			log.Error("writing the failed report", "error", perr)
+		}
+		printSummary(stdout, res, *out, false)
+		log.Error("scan failed: previous outputs left in place", "error", err, "report", path.Join(*out, indexer.FailedReportFile))
+		return exitFailed
+	case err != nil:
+		log.Error("scan failed: previous outputs left in place", "error", err)
+		return exitFailed
+	}
+	if err := indexer.Publish(*out, res); err != nil {
+		log.Error("writing outputs", "error", err)
+		return exitFailed
+	}
+	printSummary(stdout, res, *out, true)
+	return exitOK
+}
+
+func newLogger(w io.Writer, onTerminal, verbose bool) *slog.Logger {
+	if onTerminal {
+		// The summary lists the problems; a bar needs a quiet terminal.
+		level := slog.LevelError
+		if verbose {
+			level = slog.LevelInfo
+		}
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func defaultName(source string) string {
+	u, err := storage.ParseLocation(source)
+	if err != nil {
+		return source
+	}
+	p := strings.TrimRight(u.Path, "/")
+	if p == "" {
+		return u.Host
+	}
+	return path.Base(p)
+}
+
+func printSummary(w io.Writer, res *indexer.Result, out string, published bool) {
+	r := res.Report
+	fmt.Fprintf(w, "livrable %q from %s, %.1f s\n", res.Livrable.Name, r.Source, r.DurationSeconds)
+	fmt.Fprintf(w, "  objects %d, tiles %d, readable %d, problems %d\n", r.Counts.Objects, r.Counts.Tiles, r.Counts.Readable, r.Counts.Problems)
+	reasons := make([]string, 0, len(r.ProblemsByReason))
+	for reason, n := range r.ProblemsByReason {
+		if n > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s %d", reason, n))
+		}
+	}
+	sort.Strings(reasons)
+	if len(reasons) > 0 {
+		fmt.Fprintf(w, "  problems by reason: %s\n", strings.Join(reasons, ", "))
+		for i, p := range r.Problems {
+			if i == 10 {
+				fmt.Fprintf(w, "    … and %d more in the report\n", len(r.Problems)-10)
+				break
+			}
+			fmt.Fprintf(w, "    %s: %s (%s)\n", p.Path, p.Reason, p.Detail)
+		}
+	}
+	fmt.Fprintf(w, "  footprint %.4f km², %d polygon(s)\n", r.AreaKm2, len(res.Outline.WGS84))
+	fmt.Fprintf(w, "  storage: %d requests (%.2f per tile), %d bytes read\n", r.IO.Requests, r.IO.RequestsPerTile, r.IO.Bytes)
+	if published {
+		fmt.Fprintf(w, "  outputs: %s, %s, %s\n", path.Join(out, indexer.DallesFile), path.Join(out, indexer.LivrablesFile), path.Join(out, indexer.ReportFile))
+	} else {
+		fmt.Fprintf(w, "  nothing published; report of this attempt: %s\n", path.Join(out, indexer.FailedReportFile))
+	}
+}

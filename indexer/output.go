@@ -1,0 +1,338 @@
+package indexer
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+
+	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/paulmach/orb"
+)
+
+// Output file names.
+const (
+	DallesFile    = "dalles.geojson"
+	LivrablesFile = "livrables.geojson"
+	ReportFile    = "report.json"
+	// FailedReportFile receives the report of a scan that did not finish,
+	// leaving the last good outputs in place.
+	FailedReportFile = "report.failed.json"
+)
+
+// dalleProperties are RasterPCRS's (§B.3.38), in SPEC.md's order; the
+// null-valued ones are left empty by the standard.
+type dalleProperties struct {
+	NomImage                              string   `json:"nomImage"`
+	IDPCRS                                *string  `json:"idPCRS"`
+	Resolution                            int      `json:"resolution"`
+	TypeImage                             string   `json:"typeImage"`
+	TailleFichier                         int64    `json:"tailleFichier"`
+	TailleImage                           string   `json:"tailleImage"`
+	Compression                           string   `json:"compression"`
+	EPSG                                  string   `json:"epsg"`
+	Bandes                                string   `json:"bandes"`
+	Open                                  bool     `json:"open"`
+	Licence                               *string  `json:"licence"`
+	Focale                                *float64 `json:"focale"`
+	DateAcquisition                       *string  `json:"dateAcquisition"`
+	DateRecette                           *string  `json:"dateRecette"`
+	DescriptionElementsQualite            *string  `json:"descriptionElementsQualite"`
+	Producteur                            *string  `json:"producteur"`
+	PrecisionplanimetriqueCorpsdeRue      *string  `json:"precisionplanimetriqueCorpsdeRue"`
+	PrecisionplanimetriqueZonesNaturelles *string  `json:"precisionplanimetriqueZonesNaturelles"`
+	// Extras: where the tile is.
+	Chemin   string `json:"chemin"`
+	Stockage string `json:"stockage"`
+}
+
+// livrableProperties are EmpriseDisponibilitePCRS's (§B.3.2).
+type livrableProperties struct {
+	Initiative     *string  `json:"initiative"`
+	DateActualite  *string  `json:"dateActualite"`
+	Calendrier     *string  `json:"calendrier"`
+	Nom            string   `json:"nom"`
+	Format         *string  `json:"format"`
+	Compression    *string  `json:"compression"`
+	EPSG           *string  `json:"epsg"`
+	Taille         int64    `json:"taille"`
+	RecouvrLat     *float64 `json:"recouvrLat"`
+	RecouvrLon     *float64 `json:"recouvrLon"`
+	Focale         *float64 `json:"focale"`
+	Licence        *string  `json:"licence"`
+	Subventions    []string `json:"subventions"`
+	Acteurs        []string `json:"acteurs"`
+	Diffusion      *string  `json:"diffusion"`
+	DiffusionURL   *string  `json:"diffusionUrl"`
+	DiffusionLayer *string  `json:"diffusionLayer"`
+	// Extras.
+	NbDalles int    `json:"nbDalles"`
+	Stockage string `json:"stockage"`
+}
+
+type feature struct {
+	Type       string    `json:"type"`
+	Geometry   *geometry `json:"geometry"`
+	Properties any       `json:"properties"`
+}
+
+// geometry is a GeoJSON Polygon or MultiPolygon: orb's types marshal to
+// the nested coordinate arrays GeoJSON wants.
+type geometry struct {
+	Type        string `json:"type"`
+	Coordinates any    `json:"coordinates"`
+}
+
+func polygonGeometry(p orb.Polygon) *geometry { return &geometry{"Polygon", p} }
+
+func outlineGeometry(mp orb.MultiPolygon) *geometry {
+	switch len(mp) {
+	case 0:
+		return nil
+	case 1:
+		return polygonGeometry(mp[0])
+	}
+	return &geometry{"MultiPolygon", mp}
+}
+
+func strOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func epsgName(code int) string { return "EPSG:" + strconv.Itoa(code) }
+
+func bandes(t *Tile) string {
+	s := ""
+	for i, b := range t.Header.Bands {
+		if i > 0 {
+			s += "/"
+		}
+		s += b.Color + "(" + b.DataType + ")"
+	}
+	return s
+}
+
+// writeDalles streams one feature per readable tile: a national run holds
+// hundreds of thousands, never all in memory as GeoJSON at once.
+func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
+	var ps footprint.Projectors
+	defer ps.Close()
+	attrs := res.Livrable.Attributes
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if _, err := bw.WriteString(`{"type":"FeatureCollection","features":[`); err != nil {
+		return err
+	}
+	first := true
+	for i := range res.Tiles {
+		t := &res.Tiles[i]
+		if t.Header == nil {
+			continue
+		}
+		poly, err := ps.TilePolygon(t.Polygon, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.Object.Key, err)
+		}
+		h := t.Header
+		f := feature{Type: "Feature", Geometry: polygonGeometry(poly), Properties: dalleProperties{
+			NomImage:      path.Base(t.Object.Key),
+			IDPCRS:        strOrNil(attrs.Projet),
+			Resolution:    int(math.Round(h.PixelSize() * 100)),
+			TypeImage:     h.MimeType,
+			TailleFichier: t.Object.Size,
+			TailleImage:   strconv.Itoa(h.Height) + "x" + strconv.Itoa(h.Width),
+			Compression:   h.Compression,
+			EPSG:          epsgName(h.EPSG),
+			Bandes:        bandes(t),
+			Open:          h.OpenDriver,
+			Licence:       strOrNil(attrs.Licence),
+			Focale:        attrs.Focale,
+			Chemin:        t.Object.Key,
+			Stockage:      res.Livrable.Storage,
+		}}
+		if !first {
+			if err := bw.WriteByte(','); err != nil {
+				return err
+			}
+		}
+		first = false
+		b, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		if _, err := bw.Write(append([]byte("\n"), b...)); err != nil {
+			return err
+		}
+	}
+	if _, err := bw.WriteString("\n]}\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// shared returns the value every readable tile has, or nil.
+func shared(tiles []Tile, value func(*Tile) string) *string {
+	var v string
+	for i := range tiles {
+		t := &tiles[i]
+		if t.Header == nil {
+			continue
+		}
+		x := value(t)
+		if v == "" {
+			v = x
+		} else if v != x {
+			return nil
+		}
+	}
+	return strOrNil(v)
+}
+
+func livrableFeature(res *Result) feature {
+	a := res.Livrable.Attributes
+	p := livrableProperties{
+		Initiative:     strOrNil(a.Projet),
+		DateActualite:  strOrNil(a.DateActualiteValue()),
+		Calendrier:     strOrNil(a.CalendrierCode()),
+		Nom:            res.Livrable.Name,
+		Format:         shared(res.Tiles, func(t *Tile) string { return t.Header.MimeType }),
+		Compression:    shared(res.Tiles, func(t *Tile) string { return t.Header.Compression }),
+		EPSG:           shared(res.Tiles, func(t *Tile) string { return epsgName(t.Header.EPSG) }),
+		RecouvrLat:     a.RecouvrLat,
+		RecouvrLon:     a.RecouvrLon,
+		Focale:         a.Focale,
+		Licence:        strOrNil(a.Licence),
+		Subventions:    nonNil(a.Subventions),
+		Acteurs:        nonNil(a.Acteurs),
+		Diffusion:      strOrNil(a.Diffusion),
+		DiffusionURL:   strOrNil(a.DiffusionURL),
+		DiffusionLayer: strOrNil(a.DiffusionLayer),
+		Stockage:       res.Livrable.Storage,
+	}
+	for _, t := range res.Tiles {
+		if t.Header != nil {
+			p.Taille += t.Object.Size
+			p.NbDalles++
+		}
+	}
+	return feature{Type: "Feature", Geometry: outlineGeometry(res.Outline.WGS84), Properties: p}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeLivrables(w io.Writer, res *Result) error {
+	fc := struct {
+		Type     string    `json:"type"`
+		Features []feature `json:"features"`
+	}{"FeatureCollection", []feature{livrableFeature(res)}}
+	enc := json.NewEncoder(w)
+	return enc.Encode(fc)
+}
+
+func writeReport(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
+// Publish writes the three outputs into dir. Each is written to a temporary
+// file beside its target, synced, then renamed over it, so readers and a
+// crash never see a half-written file; the report goes last.
+func Publish(dir string, res *Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	steps := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{DallesFile, func(w io.Writer) error { return writeDalles(w, res, res.footprint) }},
+		{LivrablesFile, func(w io.Writer) error { return writeLivrables(w, res) }},
+		{ReportFile, func(w io.Writer) error { return writeReport(w, &res.Report) }},
+	}
+	var temps []string
+	defer func() {
+		for _, t := range temps {
+			_ = os.Remove(t)
+		}
+	}()
+	for _, s := range steps {
+		tmp, err := writeTemp(dir, s.name, s.write)
+		if err != nil {
+			return err
+		}
+		temps = append(temps, tmp)
+	}
+	for i, s := range steps {
+		if err := os.Rename(temps[i], filepath.Join(dir, s.name)); err != nil {
+			return err
+		}
+	}
+	temps = nil
+	return syncDir(dir)
+}
+
+// PublishFailed writes the report of a scan that did not finish beside the
+// last good outputs, which it leaves alone.
+func PublishFailed(dir string, r *Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := writeTemp(dir, FailedReportFile, func(w io.Writer) error { return writeReport(w, r) })
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, FailedReportFile)); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func writeTemp(dir, name string, write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	if err != nil {
+		return "", err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

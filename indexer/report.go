@@ -1,0 +1,123 @@
+package indexer
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/planar"
+)
+
+// ProblemEntry is one tile set aside.
+type ProblemEntry struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
+}
+
+// Counts are report.json's counts.
+type Counts struct {
+	Objects  int `json:"objects"`
+	Tiles    int `json:"tiles"`
+	Readable int `json:"readable"`
+	Reused   int `json:"reused"`
+	Problems int `json:"problems"`
+}
+
+// IO is what reading headers cost.
+type IO struct {
+	Requests int64 `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+	// RequestsPerTile includes listing requests.
+	RequestsPerTile float64 `json:"requestsPerTile"`
+	BytesPerTile    float64 `json:"bytesPerTile"`
+}
+
+// Report is report.json.
+type Report struct {
+	Source          string         `json:"source"`
+	StartedAt       time.Time      `json:"startedAt"`
+	FinishedAt      time.Time      `json:"finishedAt"`
+	DurationSeconds float64        `json:"durationSeconds"`
+	Counts          Counts         `json:"counts"`
+	IO              IO             `json:"io"`
+	Problems        []ProblemEntry `json:"problems"`
+	// ProblemsByReason counts problems per reason, every reason present.
+	ProblemsByReason map[string]int `json:"problemsByReason"`
+	// AreaKm2 is the footprint's area, measured in the tiles' own CRS.
+	AreaKm2 float64 `json:"areaKm2"`
+	// EPSG lists the CRSs met, with their tile counts.
+	EPSG map[string]int `json:"epsg"`
+}
+
+// Outline is the livrable's footprint.
+type Outline struct {
+	WGS84   orb.MultiPolygon
+	AreaKm2 float64
+}
+
+func buildOutline(tiles []Tile, opts footprint.Options) (*Outline, error) {
+	var placed []footprint.Tile
+	for _, t := range tiles {
+		if t.Header != nil {
+			placed = append(placed, t.Polygon)
+		}
+	}
+	if len(placed) == 0 {
+		return &Outline{}, nil
+	}
+	var ps footprint.Projectors
+	defer ps.Close()
+	mp, err := ps.Outline(placed, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Area in the tiles' own CRS (metres), per CRS, exact for boxes.
+	byCRS := map[int][]footprint.Box{}
+	for _, t := range placed {
+		if t.Quad == nil {
+			byCRS[t.EPSG] = append(byCRS[t.EPSG], t.Box)
+		}
+	}
+	var area float64
+	for _, boxes := range byCRS {
+		area += planar.Area(footprint.Union(boxes, opts.Tolerance))
+	}
+	return &Outline{WGS84: mp, AreaKm2: math.Round(area/1e6*1e4) / 1e4}, nil
+}
+
+func buildReport(source string, started, finished time.Time, objects int, tiles []Tile, counter *storage.Counter, outline *Outline) Report {
+	r := Report{
+		Source:           source,
+		StartedAt:        started.UTC(),
+		FinishedAt:       finished.UTC(),
+		DurationSeconds:  math.Round(finished.Sub(started).Seconds()*1000) / 1000,
+		Counts:           Counts{Objects: objects, Tiles: len(tiles)},
+		IO:               IO{Requests: counter.Requests(), Bytes: counter.Bytes()},
+		Problems:         []ProblemEntry{},
+		ProblemsByReason: map[string]int{ReasonEmpty: 0, ReasonCorrupt: 0, ReasonNotGeoreferenced: 0, ReasonNoCRS: 0, ReasonUnreachable: 0},
+		EPSG:             map[string]int{},
+		AreaKm2:          outline.AreaKm2,
+	}
+	for _, t := range tiles {
+		if t.Problem != nil {
+			p := *t.Problem
+			p.Path = t.Object.Key
+			r.Problems = append(r.Problems, p)
+			r.ProblemsByReason[p.Reason]++
+			continue
+		}
+		r.Counts.Readable++
+		r.EPSG[epsgName(t.Header.EPSG)]++
+	}
+	r.Counts.Problems = len(r.Problems)
+	sort.Slice(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
+	if len(tiles) > 0 {
+		r.IO.RequestsPerTile = math.Round(float64(r.IO.Requests)/float64(len(tiles))*1000) / 1000
+		r.IO.BytesPerTile = math.Round(float64(r.IO.Bytes) / float64(len(tiles)))
+	}
+	return r
+}

@@ -1,0 +1,290 @@
+// Package indexer is the scan pipeline: list a storage, select the tiles,
+// read their headers with a bounded pool of workers, set bad tiles aside
+// with a reason, union the footprint and publish dalles.geojson,
+// livrables.geojson and report.json.
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/livrable"
+	"github.com/openpcrs/pcrs-indexer/raster"
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/paulmach/orb"
+	"golang.org/x/sync/errgroup"
+)
+
+// DefaultConcurrency is the default number of tiles read at once. Header
+// reads are latency-bound (one small ranged request each), so many more
+// workers than cores pay off on remote storages.
+const DefaultConcurrency = 32
+
+// Problem reasons, as report.json spells them.
+const (
+	ReasonEmpty            = "empty"
+	ReasonCorrupt          = "corrupt"
+	ReasonNotGeoreferenced = "not_georeferenced"
+	ReasonNoCRS            = "no_crs"
+	ReasonUnreachable      = "unreachable"
+)
+
+// ErrIncomplete means the scan could not read every tile: the storage kept
+// failing. The result is still returned, for the report.
+var ErrIncomplete = errors.New("scan incomplete: the storage kept failing")
+
+// Progress hears about the scan's advance (a terminal bar, the service's
+// live counts).
+type Progress interface {
+	Start(total int)
+	Advance(n int)
+	Finish()
+}
+
+// Config is one scan.
+type Config struct {
+	Storage storage.Storage
+	// Location is the SOURCE as given; it is redacted before use.
+	Location string
+	// Backend names the storage kind for metrics ("file", "s3"…).
+	Backend    string
+	Name       string
+	Attributes *livrable.Attributes
+
+	Concurrency int
+	Retry       storage.RetryPolicy
+	// MaxUnreachable is how many unreachable tiles a scan tolerates before
+	// it counts as failed.
+	MaxUnreachable int
+	Footprint      footprint.Options
+
+	Logger   *slog.Logger
+	Progress Progress
+	Metrics  *Metrics
+	Now      func() time.Time
+}
+
+// Tile is one inspected tile: a header or a problem.
+type Tile struct {
+	Object   storage.Object
+	Header   *raster.Header
+	Problem  *ProblemEntry
+	Polygon  footprint.Tile
+	Siblings []storage.Object
+}
+
+// Result is a finished scan, ready to publish.
+type Result struct {
+	Report   Report
+	Tiles    []Tile // sorted by path
+	Outline  *Outline
+	Livrable LivrableInfo
+
+	footprint footprint.Options // so tile boxes are drawn like the outline
+}
+
+// LivrableInfo is what the livrable's feature is built from.
+type LivrableInfo struct {
+	Name       string
+	Storage    string
+	Attributes livrable.Attributes
+}
+
+var tileExtensions = map[string]string{".jp2": "image/jp2", ".tif": "image/tiff", ".tiff": "image/tiff"}
+
+// IsTile says whether key names a tile, whatever the case of its extension.
+func IsTile(key string) bool {
+	_, ok := tileExtensions[strings.ToLower(path.Ext(key))]
+	return ok
+}
+
+// Scan runs one scan. It returns ErrIncomplete with a result when tiles were
+// unreachable, and another error without one when the storage could not be
+// listed.
+func Scan(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Retry.Attempts == 0 {
+		cfg.Retry = storage.DefaultRetry
+	}
+	started := cfg.Now()
+	location := storage.Redact(cfg.Location)
+	log := cfg.Logger.With("source", location)
+	if cfg.Metrics != nil {
+		cfg.Metrics.inProgress.Inc()
+		defer cfg.Metrics.inProgress.Dec()
+	}
+
+	// Counting sits innermost so every retry counts as the request it is.
+	counter := &storage.Counter{}
+	observers := []storage.Observer{counter}
+	if cfg.Metrics != nil {
+		observers = append(observers, observer{cfg.Metrics, cfg.Backend})
+	}
+	st := storage.Limited(storage.Retrying(storage.Observed(cfg.Storage, observers...), cfg.Retry), cfg.Concurrency)
+
+	var objects []storage.Object
+	if err := storage.Walk(ctx, st, func(o storage.Object) error {
+		objects = append(objects, o)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("listing %s: %w", location, err)
+	}
+	sort.Slice(objects, func(i, j int) bool { return objects[i].Key < objects[j].Key })
+	tiles := selectTiles(objects)
+	log.Info("listed storage", "objects", len(objects), "tiles", len(tiles), "requests", counter.Requests())
+
+	if cfg.Progress != nil {
+		cfg.Progress.Start(len(tiles))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Concurrency)
+	var mu sync.Mutex
+	for i := range tiles {
+		g.Go(func() error {
+			t := &tiles[i]
+			inspect(gctx, st, t)
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if t.Problem != nil {
+				log.Warn("tile set aside", "path", t.Object.Key, "reason", t.Problem.Reason, "detail", t.Problem.Detail)
+			}
+			if cfg.Metrics != nil {
+				if t.Problem != nil {
+					cfg.Metrics.tiles.WithLabelValues("problem", t.Problem.Reason).Inc()
+				} else {
+					cfg.Metrics.tiles.WithLabelValues("readable", "").Inc()
+				}
+			}
+			if cfg.Progress != nil {
+				mu.Lock()
+				cfg.Progress.Advance(1)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if cfg.Progress != nil {
+		cfg.Progress.Finish()
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{Tiles: tiles, footprint: cfg.Footprint}
+	res.Livrable = LivrableInfo{Name: cfg.Name, Storage: location}
+	if cfg.Attributes != nil {
+		res.Livrable.Attributes = *cfg.Attributes
+	}
+	outline, err := buildOutline(tiles, cfg.Footprint)
+	if err != nil {
+		return nil, fmt.Errorf("footprint of %s: %w", location, err)
+	}
+	res.Outline = outline
+	finished := cfg.Now()
+	res.Report = buildReport(location, started, finished, len(objects), tiles, counter, outline)
+
+	unreachable := res.Report.ProblemsByReason[ReasonUnreachable]
+	if unreachable > cfg.MaxUnreachable {
+		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, len(tiles))
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.scanDuration.Observe(finished.Sub(started).Seconds())
+		cfg.Metrics.lastSuccess.WithLabelValues(cfg.Name).Set(float64(finished.Unix()))
+	}
+	return res, nil
+}
+
+// selectTiles keeps the tiles and attaches to each the objects of its
+// folder that share its stem (x.tfw, x.j2w, x.jp2.aux.xml…): the only
+// siblings GDAL will be told about.
+func selectTiles(objects []storage.Object) []Tile {
+	byStem := map[string][]storage.Object{}
+	for _, o := range objects {
+		if IsTile(o.Key) {
+			continue
+		}
+		dir, name := path.Split(o.Key)
+		if i := strings.IndexByte(name, '.'); i > 0 {
+			stem := dir + name[:i]
+			byStem[stem] = append(byStem[stem], o)
+		}
+	}
+	var tiles []Tile
+	for _, o := range objects {
+		if !IsTile(o.Key) {
+			continue
+		}
+		dir, name := path.Split(o.Key)
+		stem := name
+		if i := strings.IndexByte(name, '.'); i > 0 {
+			stem = name[:i]
+		}
+		tiles = append(tiles, Tile{Object: o, Siblings: byStem[dir+stem]})
+	}
+	return tiles
+}
+
+// inspect reads one tile's header and classifies it.
+func inspect(ctx context.Context, st storage.Storage, t *Tile) {
+	siblings := make([]raster.File, len(t.Siblings))
+	for i, s := range t.Siblings {
+		siblings[i] = raster.File{Key: s.Key, Size: s.Size}
+	}
+	h, err := raster.Inspect(ctx, st, raster.File{Key: t.Object.Key, Size: t.Object.Size}, siblings)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		t.Problem = classify(err)
+		return
+	}
+	t.Header = h
+	t.Polygon = footprint.Tile{EPSG: h.EPSG}
+	if h.NorthUp() {
+		b := h.Box()
+		t.Polygon.Box = footprint.Box{MinX: b[0], MinY: b[1], MaxX: b[2], MaxY: b[3]}
+	} else {
+		c := h.Corners()
+		t.Polygon.Quad = orb.Polygon{{c[0], c[1], c[2], c[3], c[0]}}
+		footprint.Orient(orb.MultiPolygon{t.Polygon.Quad})
+	}
+}
+
+func classify(err error) *ProblemEntry {
+	var p *raster.Problem
+	if errors.As(err, &p) {
+		reason := ReasonCorrupt
+		switch {
+		case errors.Is(err, raster.ErrEmpty):
+			reason = ReasonEmpty
+		case errors.Is(err, raster.ErrNotGeoreferenced):
+			reason = ReasonNotGeoreferenced
+		case errors.Is(err, raster.ErrNoCRS):
+			reason = ReasonNoCRS
+		}
+		return &ProblemEntry{Reason: reason, Detail: p.Detail}
+	}
+	detail := err.Error()
+	if errors.Is(err, storage.ErrNotFound) {
+		detail = "the object disappeared after it was listed: " + detail
+	}
+	return &ProblemEntry{Reason: ReasonUnreachable, Detail: detail}
+}

@@ -1,0 +1,473 @@
+package indexer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airbusgeo/godal"
+	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/livrable"
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/local"
+	"github.com/openpcrs/pcrs-indexer/tilegen"
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/encoding/wkt"
+	"github.com/paulmach/orb/planar"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const x0, y0 = 652000.0, 6232200.0
+
+// buildStorage writes a 4 x 3 grid of 200 m tiles with one missing (a
+// hole... on the border it is a notch, so the grid is 4 x 3 with the centre
+// (1,1) missing), an island, two tiles with the same name in two folders,
+// and one tile for each problem reason.
+func buildStorage(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	w := func(key string, tile tilegen.Tile) {
+		t.Helper()
+		if err := tile.Write(filepath.Join(dir, key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c := range 4 {
+		for r := range 3 {
+			if c == 1 && r == 1 {
+				continue
+			}
+			x, y := x0+float64(c)*200, y0-float64(r)*200
+			key := fmt.Sprintf("dalles/%d_%d.jp2", c, r)
+			tile := tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 2154, X: x, Y: y, Creation: []string{"QUALITY=30"}}
+			if c == 3 {
+				key = fmt.Sprintf("dalles/%d_%d.TIF", c, r)
+				tile = tilegen.Tile{EPSG: 2154, X: x, Y: y, Creation: []string{"COMPRESS=JPEG", "PHOTOMETRIC=YCBCR", "TILED=YES"}}
+			}
+			w(key, tile)
+		}
+	}
+	// Island, with the same file name as a grid tile.
+	w("ilot/0_0.jp2", tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 2154, X: x0 + 2000, Y: y0, Creation: []string{"QUALITY=30"}})
+	raw := map[string]string{"dalles/vide.jp2": "", "dalles/page.jp2": tilegen.HTMLErrorPage, "LISEZMOI.txt": "bonjour"}
+	for k, v := range raw {
+		if err := tilegen.WriteFile(filepath.Join(dir, k), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w("dalles/sans-crs.tif", tilegen.Tile{X: x0, Y: y0})
+	w("dalles/sans-georef.tif", tilegen.Tile{NoGeoTransform: true})
+	cut := filepath.Join(dir, "dalles/coupee.tif")
+	w("dalles/coupee.tif", tilegen.Tile{EPSG: 2154, Width: 1000, Creation: []string{"COMPRESS=LZW"}})
+	fi, _ := os.Stat(cut)
+	if err := tilegen.Truncate(cut, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type featureCollection struct {
+	Type     string `json:"type"`
+	Features []struct {
+		Geometry struct {
+			Type        string          `json:"type"`
+			Coordinates json.RawMessage `json:"coordinates"`
+		} `json:"geometry"`
+		Properties map[string]any `json:"properties"`
+	} `json:"features"`
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func scan(t *testing.T, dir string, attrs *livrable.Attributes, reg prometheus.Registerer) (*indexer.Result, error) {
+	t.Helper()
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := indexer.Config{Storage: st, Location: dir, Backend: "file", Name: "aude", Attributes: attrs, Concurrency: 4}
+	if reg != nil {
+		m, err := indexer.NewMetrics(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Metrics = m
+	}
+	return indexer.Scan(context.Background(), cfg)
+}
+
+func TestScanEndToEnd(t *testing.T) {
+	dir := buildStorage(t)
+	focale := 100.0
+	attrs := &livrable.Attributes{Projet: "0e5e2c4c-7c4b-4c8e-9f3d-111111111111", Statut: "disponible",
+		Dates: map[string]string{"disponible": "2024-03-01", "realise": "2023-11-02"}, Licence: "ouvert_etalab", Focale: &focale,
+		Subventions: []string{"feder"}, Acteurs: []string{"SYADEN"}, DiffusionURL: "https://example.org/wms"}
+	reg := prometheus.NewRegistry()
+	res, err := scan(t, dir, attrs, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := indexer.Publish(out, res); err != nil {
+		t.Fatal(err)
+	}
+
+	var report indexer.Report
+	readJSON(t, filepath.Join(out, indexer.ReportFile), &report)
+	wantCounts := indexer.Counts{Objects: 18, Tiles: 17, Readable: 12, Problems: 5}
+	if report.Counts != wantCounts {
+		t.Errorf("counts %+v, want %+v", report.Counts, wantCounts)
+	}
+	wantReasons := map[string]string{
+		"dalles/vide.jp2": "empty", "dalles/page.jp2": "corrupt", "dalles/coupee.tif": "corrupt",
+		"dalles/sans-crs.tif": "no_crs", "dalles/sans-georef.tif": "not_georeferenced",
+	}
+	got := map[string]string{}
+	for _, p := range report.Problems {
+		got[p.Path] = p.Reason
+		if p.Detail == "" {
+			t.Errorf("%s: empty detail", p.Path)
+		}
+	}
+	for path, reason := range wantReasons {
+		if got[path] != reason {
+			t.Errorf("%s: reason %q, want %q", path, got[path], reason)
+		}
+	}
+	// The header of every non-empty tile fits in one block: one read each
+	// for 16 tiles, plus one request per folder listed (root, dalles, ilot).
+	if want := int64(3 + 16); report.IO.Requests != want {
+		t.Errorf("%d storage requests, want %d", report.IO.Requests, want)
+	}
+	if math := report.AreaKm2; math != 0.48 {
+		t.Errorf("area %v km², want 0.48 (12 tiles of 4 ha)", math)
+	}
+
+	var dalles featureCollection
+	readJSON(t, filepath.Join(out, indexer.DallesFile), &dalles)
+	if len(dalles.Features) != 12 {
+		t.Fatalf("%d tiles in dalles.geojson, want 12", len(dalles.Features))
+	}
+	byPath := map[string]map[string]any{}
+	for _, f := range dalles.Features {
+		byPath[f.Properties["chemin"].(string)] = f.Properties
+	}
+	if byPath["dalles/0_0.jp2"] == nil || byPath["ilot/0_0.jp2"] == nil {
+		t.Errorf("two tiles named 0_0.jp2 in two folders must both appear: %v", keys(byPath))
+	}
+	tif := byPath["dalles/3_0.TIF"]
+	want := map[string]any{
+		"nomImage": "3_0.TIF", "idPCRS": attrs.Projet, "resolution": 50.0, "typeImage": "image/tiff",
+		"tailleImage": "400x400", "compression": "JPEG", "epsg": "EPSG:2154", "bandes": "Red(Byte)/Green(Byte)/Blue(Byte)",
+		"open": true, "licence": "ouvert_etalab", "focale": 100.0, "dateAcquisition": nil, "dateRecette": nil,
+		"descriptionElementsQualite": nil, "producteur": nil, "precisionplanimetriqueCorpsdeRue": nil,
+		"precisionplanimetriqueZonesNaturelles": nil,
+	}
+	for k, v := range want {
+		if fmt.Sprint(tif[k]) != fmt.Sprint(v) {
+			t.Errorf("dalles/3_0.TIF %s = %v, want %v", k, tif[k], v)
+		}
+	}
+	fi, _ := os.Stat(filepath.Join(dir, "dalles/3_0.TIF"))
+	if tif["tailleFichier"] != float64(fi.Size()) {
+		t.Errorf("tailleFichier %v, want %d", tif["tailleFichier"], fi.Size())
+	}
+	if byPath["dalles/0_0.jp2"]["compression"] != "LOSSY" || byPath["dalles/0_0.jp2"]["typeImage"] != "image/jp2" {
+		t.Errorf("jp2 tile: %v", byPath["dalles/0_0.jp2"])
+	}
+
+	var livrables featureCollection
+	readJSON(t, filepath.Join(out, indexer.LivrablesFile), &livrables)
+	if len(livrables.Features) != 1 {
+		t.Fatalf("%d livrables, want 1", len(livrables.Features))
+	}
+	lf := livrables.Features[0]
+	wantL := map[string]any{
+		"initiative": attrs.Projet, "calendrier": "01", "dateActualite": "2024-03-01", "nom": "aude",
+		"format": nil, "compression": nil, "epsg": "EPSG:2154", "licence": "ouvert_etalab", "focale": 100.0,
+		"subventions": []any{"feder"}, "acteurs": []any{"SYADEN"}, "diffusionUrl": "https://example.org/wms",
+		"recouvrLat": nil, "diffusion": nil,
+	}
+	for k, v := range wantL {
+		if fmt.Sprint(lf.Properties[k]) != fmt.Sprint(v) {
+			t.Errorf("livrable %s = %v, want %v", k, lf.Properties[k], v)
+		}
+	}
+	var taille int64
+	for _, f := range dalles.Features {
+		taille += int64(f.Properties["tailleFichier"].(float64))
+	}
+	if lf.Properties["taille"] != float64(taille) {
+		t.Errorf("taille %v, want the readable tiles' %d bytes", lf.Properties["taille"], taille)
+	}
+	var mp orb.MultiPolygon
+	if lf.Geometry.Type != "MultiPolygon" || json.Unmarshal(lf.Geometry.Coordinates, &mp) != nil {
+		t.Fatalf("livrable geometry %s, want a MultiPolygon", lf.Geometry.Type)
+	}
+	if len(mp) != 2 || len(mp[0]) != 2 || len(mp[1]) != 1 {
+		t.Errorf("want the grid with one hole and the island, got %d polygons", len(mp))
+	}
+	assertValid(t, mp)
+	// Every tile lies inside the outline, to the rounding.
+	for _, f := range dalles.Features {
+		var poly orb.Polygon
+		if err := json.Unmarshal(f.Geometry.Coordinates, &poly); err != nil {
+			t.Fatal(err)
+		}
+		for _, pt := range poly[0] {
+			if !planar.MultiPolygonContains(mp, pt) && !nearBoundary(mp, pt) {
+				t.Errorf("%s: corner %v outside the livrable outline", f.Properties["chemin"], pt)
+			}
+		}
+	}
+
+	// Metrics count the same as the report.
+	if n := counterValue(t, reg, "pcrs_indexer_tiles_total", "", "readable"); n != 12 {
+		t.Errorf("readable tiles metric %v, want 12", n)
+	}
+	// Labels sort by name: backend, op, outcome.
+	if n := counterValue(t, reg, "pcrs_indexer_storage_requests_total", "file", "read", "ok"); n != 16 {
+		t.Errorf("read requests metric %v, want 16", n)
+	}
+}
+
+// counterValue reads one counter from reg by its label values.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.Metric {
+			for i, lp := range m.Label {
+				if i < len(labels) && lp.GetValue() != labels[i] {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s%v not found", name, labels)
+	return 0
+}
+
+func TestMixedCRS(t *testing.T) {
+	dir := t.TempDir()
+	tiles := map[string]tilegen.Tile{
+		"l93.tif":  {EPSG: 2154, X: 700000, Y: 6600200},
+		"cc46.tif": {EPSG: 3946, X: 1700200, Y: 5200200},
+	}
+	for k, tl := range tiles {
+		if err := tl.Write(filepath.Join(dir, k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := scan(t, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := indexer.Publish(out, res); err != nil {
+		t.Fatal(err)
+	}
+	var livrables featureCollection
+	readJSON(t, filepath.Join(out, indexer.LivrablesFile), &livrables)
+	lf := livrables.Features[0]
+	if lf.Properties["epsg"] != nil {
+		t.Errorf("epsg %v, want null for two CRSs", lf.Properties["epsg"])
+	}
+	if lf.Properties["format"] != "image/tiff" {
+		t.Errorf("format %v, want image/tiff", lf.Properties["format"])
+	}
+	var mp orb.MultiPolygon
+	switch lf.Geometry.Type {
+	case "Polygon":
+		var p orb.Polygon
+		err = json.Unmarshal(lf.Geometry.Coordinates, &p)
+		mp = orb.MultiPolygon{p}
+	case "MultiPolygon":
+		err = json.Unmarshal(lf.Geometry.Coordinates, &mp)
+	default:
+		t.Fatalf("geometry %s", lf.Geometry.Type)
+	}
+	if err != nil || len(mp) == 0 {
+		t.Fatalf("no footprint: %v", err)
+	}
+	assertValid(t, mp)
+}
+
+// flaky fails every read, as a storage that went down after listing.
+type flaky struct {
+	storage.Storage
+	reads int
+}
+
+func (f *flaky) ReadAt(context.Context, string, []byte, int64) (int, error) {
+	f.reads++
+	return 0, storage.Transient(errors.New("503 Service Unavailable"))
+}
+
+func TestFailedScanKeepsPreviousOutputs(t *testing.T) {
+	dir := buildStorage(t)
+	out := t.TempDir()
+	good, err := scan(t, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := indexer.Publish(out, good); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, out)
+
+	st, _ := local.New(dir)
+	down := &flaky{Storage: st}
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: down, Location: dir, Name: "aude", Concurrency: 1,
+		Retry: storage.RetryPolicy{Attempts: 3, Base: time.Millisecond, Max: time.Millisecond}})
+	if !errors.Is(err, indexer.ErrIncomplete) || res == nil {
+		t.Fatalf("err = %v, want ErrIncomplete with a result", err)
+	}
+	// The zero-byte tile needs no read: 16 tiles, 3 attempts each.
+	if down.reads != 16*3 {
+		t.Errorf("%d reads, want 16 tiles x 3 attempts", down.reads)
+	}
+	if n := res.Report.ProblemsByReason[indexer.ReasonUnreachable]; n != 16 {
+		t.Errorf("%d unreachable, want 16", n)
+	}
+	if err := indexer.PublishFailed(out, &res.Report); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(t, out)
+	for name, content := range before {
+		if after[name] != content {
+			t.Errorf("%s changed by a failed scan", name)
+		}
+	}
+	if _, ok := after[indexer.FailedReportFile]; !ok {
+		t.Error("no report of the failed attempt")
+	}
+
+	// A publication that fails half-way leaves the previous outputs too.
+	if good.Tiles[0].Header == nil {
+		t.Fatalf("fixture: first tile %s should be readable", good.Tiles[0].Object.Key)
+	}
+	good.Tiles[0].Polygon.EPSG = 1 // no such CRS: reprojection fails
+	if err := indexer.Publish(out, good); err == nil {
+		t.Fatal("publishing a tile in an unknown CRS succeeded")
+	}
+	after = snapshot(t, out)
+	for name, content := range before {
+		if after[name] != content {
+			t.Errorf("%s changed by a failed publication", name)
+		}
+	}
+	for name := range after {
+		if strings.HasSuffix(name, ".tmp") {
+			t.Errorf("temporary file %s left behind", name)
+		}
+	}
+}
+
+func TestListingFailure(t *testing.T) {
+	st, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = indexer.Scan(context.Background(), indexer.Config{Storage: brokenList{st}, Location: "/x", Retry: storage.RetryPolicy{Attempts: 1}})
+	if err == nil || errors.Is(err, indexer.ErrIncomplete) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("err = %v, want the listing error", err)
+	}
+}
+
+type brokenList struct{ storage.Storage }
+
+func (brokenList) List(context.Context, string) (storage.Page, error) {
+	return storage.Page{}, errors.New("permission denied")
+}
+
+func TestCancelledScan(t *testing.T) {
+	dir := buildStorage(t)
+	st, _ := local.New(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := indexer.Scan(ctx, indexer.Config{Storage: st, Location: dir}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+func assertValid(t *testing.T, mp orb.MultiPolygon) {
+	t.Helper()
+	godal.RegisterAll()
+	g, err := godal.NewGeometryFromWKT(wkt.MarshalString(mp), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if !g.Valid() {
+		t.Errorf("invalid geometry %s", wkt.MarshalString(mp))
+	}
+	for _, p := range mp {
+		for i, r := range p {
+			if (i == 0) != (r.Orientation() == orb.CCW) {
+				t.Errorf("ring %d orientation %v breaks RFC 7946", i, r.Orientation())
+			}
+		}
+	}
+}
+
+func nearBoundary(mp orb.MultiPolygon, pt orb.Point) bool {
+	for _, p := range mp {
+		for _, r := range p {
+			for i := 0; i+1 < len(r); i++ {
+				if planar.DistanceFromSegment(r[i], r[i+1], pt) <= 2e-7 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func keys(m map[string]map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,186 @@
+// Package livrable holds a livrable's descriptive attributes (project,
+// status, licence, grants…), as given in an attributes file or joined from
+// the PCRS catalog exports, and maps them to the EmpriseDisponibilitePCRS
+// fields.
+package livrable
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Attributes describe a livrable. Every field is optional.
+type Attributes struct {
+	// Projet is the PCRS project UUID (initiative, idPCRS).
+	Projet string `yaml:"projet" json:"projet,omitempty"`
+	// Nom is the livrable's name.
+	Nom string `yaml:"nom" json:"nom,omitempty"`
+	// Statut is the project's current status (investigation … obsolete).
+	Statut string `yaml:"statut" json:"statut,omitempty"`
+	// Dates maps each status to the date it began (YYYY-MM-DD).
+	Dates map[string]string `yaml:"dates" json:"dates,omitempty"`
+	// DateActualite overrides the date taken from Dates[Statut].
+	DateActualite  string   `yaml:"dateActualite" json:"dateActualite,omitempty"`
+	Licence        string   `yaml:"licence" json:"licence,omitempty"`
+	Focale         *float64 `yaml:"focale" json:"focale,omitempty"`
+	RecouvrLat     *float64 `yaml:"recouvrLat" json:"recouvrLat,omitempty"`
+	RecouvrLon     *float64 `yaml:"recouvrLon" json:"recouvrLon,omitempty"`
+	Subventions    []string `yaml:"subventions" json:"subventions,omitempty"`
+	Acteurs        []string `yaml:"acteurs" json:"acteurs,omitempty"`
+	Diffusion      string   `yaml:"diffusion" json:"diffusion,omitempty"`
+	DiffusionURL   string   `yaml:"diffusionUrl" json:"diffusionUrl,omitempty"`
+	DiffusionLayer string   `yaml:"diffusionLayer" json:"diffusionLayer,omitempty"`
+}
+
+// Statuses in project order, with their CalendrierPCRSType code.
+var calendrier = map[string]string{
+	"investigation":          "03",
+	"convention_signee":      "03",
+	"marche_public_en_cours": "03",
+	"prod_en_cours":          "02",
+	"controle_en_cours":      "02",
+	"realise":                "01",
+	"disponible":             "01",
+	"obsolete":               "01",
+}
+
+// ErrUnknownStatus is returned for a status outside the PCRS list.
+var ErrUnknownStatus = errors.New("unknown project status")
+
+// Calendrier maps a project status to its CalendrierPCRSType code.
+func Calendrier(statut string) (string, error) {
+	c, ok := calendrier[statut]
+	if !ok {
+		return "", fmt.Errorf("%w %q (known: %s)", ErrUnknownStatus, statut, strings.Join(Statuses(), ", "))
+	}
+	return c, nil
+}
+
+// Statuses lists the known project statuses.
+func Statuses() []string {
+	out := make([]string, 0, len(calendrier))
+	for s := range calendrier {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Load reads attributes from a YAML or JSON file. Unknown keys are errors:
+// a typo must not silently empty a published field.
+func Load(path string) (*Attributes, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw)) // JSON is YAML
+	dec.KnownFields(true)
+	var a Attributes
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &a, nil
+}
+
+// Validate checks the status and dates.
+func (a *Attributes) Validate() error {
+	if a.Statut != "" {
+		if _, err := Calendrier(a.Statut); err != nil {
+			return err
+		}
+	}
+	for status, d := range a.Dates {
+		if _, ok := calendrier[status]; !ok {
+			return fmt.Errorf("dates: %w %q", ErrUnknownStatus, status)
+		}
+		if _, err := time.Parse(time.DateOnly, d); err != nil {
+			return fmt.Errorf("dates.%s: %q is not a YYYY-MM-DD date", status, d)
+		}
+	}
+	if a.DateActualite != "" {
+		if _, err := time.Parse(time.DateOnly, a.DateActualite); err != nil {
+			return fmt.Errorf("dateActualite: %q is not a YYYY-MM-DD date", a.DateActualite)
+		}
+	}
+	return nil
+}
+
+// Merge returns a copy of base with every field set in over replacing it.
+func Merge(base, over *Attributes) *Attributes {
+	var out Attributes
+	if base != nil {
+		out = *base
+	}
+	if over == nil {
+		return &out
+	}
+	setStr := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	setStr(&out.Projet, over.Projet)
+	setStr(&out.Nom, over.Nom)
+	setStr(&out.Statut, over.Statut)
+	setStr(&out.DateActualite, over.DateActualite)
+	setStr(&out.Licence, over.Licence)
+	setStr(&out.Diffusion, over.Diffusion)
+	setStr(&out.DiffusionURL, over.DiffusionURL)
+	setStr(&out.DiffusionLayer, over.DiffusionLayer)
+	if over.Focale != nil {
+		out.Focale = over.Focale
+	}
+	if over.RecouvrLat != nil {
+		out.RecouvrLat = over.RecouvrLat
+	}
+	if over.RecouvrLon != nil {
+		out.RecouvrLon = over.RecouvrLon
+	}
+	if over.Subventions != nil {
+		out.Subventions = over.Subventions
+	}
+	if over.Acteurs != nil {
+		out.Acteurs = over.Acteurs
+	}
+	if len(over.Dates) > 0 {
+		out.Dates = map[string]string{}
+		for k, v := range base.datesOrNil() {
+			out.Dates[k] = v
+		}
+		for k, v := range over.Dates {
+			out.Dates[k] = v
+		}
+	}
+	return &out
+}
+
+func (a *Attributes) datesOrNil() map[string]string {
+	if a == nil {
+		return nil
+	}
+	return a.Dates
+}
+
+// CalendrierCode is the livrable's calendrier, or "" without a status.
+func (a *Attributes) CalendrierCode() string {
+	c, _ := Calendrier(a.Statut)
+	return c
+}
+
+// DateActualiteValue is the date the current status began, or "".
+func (a *Attributes) DateActualiteValue() string {
+	if a.DateActualite != "" {
+		return a.DateActualite
+	}
+	return a.Dates[a.Statut]
+}
