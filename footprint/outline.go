@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/planar"
 )
 
 // Tile is one readable tile's placement in its CRS. Quad is set, instead of
@@ -82,8 +83,9 @@ func (ps *Projectors) TilePolygon(t Tile, o Options) (orb.Polygon, error) {
 }
 
 // Outline is the livrable's footprint in WGS84: the exact union of its
-// tiles, per CRS in that CRS, then merged.
-func (ps *Projectors) Outline(tiles []Tile, o Options) (orb.MultiPolygon, error) {
+// tiles, per CRS in that CRS, then merged. It also returns the area in
+// square metres, measured in the tiles' own CRSs.
+func (ps *Projectors) Outline(tiles []Tile, o Options) (orb.MultiPolygon, float64, error) {
 	o = o.withDefaults()
 	type group struct {
 		boxes []Box
@@ -108,31 +110,33 @@ func (ps *Projectors) Outline(tiles []Tile, o Options) (orb.MultiPolygon, error)
 	}
 	slices.Sort(codes)
 	var parts []orb.MultiPolygon
+	var area float64
 	for _, code := range codes {
 		g := groups[code]
 		mp := Union(g.boxes, o.Tolerance)
 		if len(g.quads) > 0 {
 			var err error
 			if mp, err = GeneralUnion(mp, g.quads); err != nil {
-				return nil, fmt.Errorf("EPSG:%d rotated tiles: %w", code, err)
+				return nil, 0, fmt.Errorf("EPSG:%d rotated tiles: %w", code, err)
 			}
 		}
+		area += planar.Area(mp)
 		p, err := ps.Get(code)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		w, err := p.MultiPolygon(mp, o.MaxSegment)
 		if err != nil {
-			return nil, fmt.Errorf("EPSG:%d: %w", code, err)
+			return nil, 0, fmt.Errorf("EPSG:%d: %w", code, err)
 		}
 		parts = append(parts, w)
 	}
 	if len(parts) == 1 {
-		return parts[0], nil
+		return parts[0], area, nil
 	}
 	merged, err := GeneralUnion(parts...)
 	if err != nil {
-		return nil, fmt.Errorf("merging CRSs: %w", err)
+		return nil, 0, fmt.Errorf("merging CRSs: %w", err)
 	}
 	// GEOS adds intersection points with full precision.
 	for _, poly := range merged {
@@ -141,5 +145,5 @@ func (ps *Projectors) Outline(tiles []Tile, o Options) (orb.MultiPolygon, error)
 		}
 	}
 	Orient(merged)
-	return merged, nil
+	return merged, area, nil
 }

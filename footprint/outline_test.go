@@ -22,7 +22,7 @@ func TestOutlineWGS84(t *testing.T) {
 		}
 	}
 	tiles = append(tiles, Tile{EPSG: 2154, Box: Box{702000, 6600000, 702200, 6600200}})
-	mp, err := ps.Outline(tiles, Options{})
+	mp, _, err := ps.Outline(tiles, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestOutlineTwoCRSs(t *testing.T) {
 	// Two tiles of a livrable straddling a zone change: Lambert-93 and CC46.
 	l93 := Tile{EPSG: 2154, Box: Box{700000, 6600000, 700200, 6600200}}
 	tiles := []Tile{l93, {EPSG: 3946, Box: Box{1700200, 5200000, 1700400, 5200200}}}
-	mp, err := ps.Outline(tiles, Options{})
+	mp, _, err := ps.Outline(tiles, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestRotatedTileFallsBack(t *testing.T) {
 	defer ps.Close()
 	quad := orb.Polygon{{{700200, 6600000}, {700400, 6600010}, {700390, 6600210}, {700190, 6600200}, {700200, 6600000}}}
 	tiles := []Tile{{EPSG: 2154, Box: Box{700000, 6600000, 700200, 6600200}}, {EPSG: 2154, Quad: quad}}
-	mp, err := ps.Outline(tiles, Options{})
+	mp, _, err := ps.Outline(tiles, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,16 @@
 // # Union of boxes
 //
 // North-up tiles are axis-aligned rectangles in their CRS, so their union is
-// a rectilinear polygon set computed exactly, in integer arithmetic, without
-// a general-purpose geometry engine:
+// a rectilinear polygon set computed exactly, on integer cluster indices,
+// without a general-purpose geometry engine:
 //
-//  1. Coordinates are snapped to a tolerance (1 cm by default) and
-//     compressed: the sorted distinct x values cut the plane into vertical
-//     slabs, the distinct y values index the rows.
+//  1. Coordinates are snapped and compressed: sorted x values closer than
+//     the tolerance (1 cm by default) to their neighbour fall into one
+//     cluster, drawn at its median rounded to the tolerance. Clusters are
+//     more than the tolerance apart, so their drawn values stay distinct
+//     and ordered; unlike rounding to a grid, clustering never splits two
+//     values on either side of a grid line. The x clusters cut the plane
+//     into vertical slabs; the y clusters index the rows.
 //  2. Each slab gets the merged y-intervals ("runs") of the boxes crossing
 //     it. Runs in neighbouring slabs that share a length of edge belong to
 //     the same component (union-find).
@@ -52,38 +56,35 @@ func Union(boxes []Box, tol float64) orb.MultiPolygon {
 	if tol <= 0 {
 		tol = DefaultTolerance
 	}
-	type ibox struct{ x0, y0, x1, y1 int64 }
-	ib := make([]ibox, 0, len(boxes))
-	xs := make([]int64, 0, 2*len(boxes))
-	ys := make([]int64, 0, 2*len(boxes))
+	xv := make([]float64, 0, 2*len(boxes))
+	yv := make([]float64, 0, 2*len(boxes))
 	for _, b := range boxes {
-		x0, x1 := snap(b.MinX, tol), snap(b.MaxX, tol)
-		y0, y1 := snap(b.MinY, tol), snap(b.MaxY, tol)
-		if x0 >= x1 || y0 >= y1 {
-			continue // thinner than the tolerance: no area
-		}
-		ib = append(ib, ibox{x0, y0, x1, y1})
-		xs = append(xs, x0, x1)
-		ys = append(ys, y0, y1)
+		xv = append(xv, b.MinX, b.MaxX)
+		yv = append(yv, b.MinY, b.MaxY)
 	}
-	if len(ib) == 0 {
+	xs, ys := newClusters(xv, tol), newClusters(yv, tol)
+	if xs.len() < 2 || ys.len() < 2 {
 		return nil
 	}
-	xs = sortedUnique(xs)
-	ys = sortedUnique(ys)
-	nslab := len(xs) - 1
+	nslab := xs.len() - 1
 
-	// Intervals per slab, in one flat array indexed by slab (CSR).
 	type span struct{ xi0, xi1, yi0, yi1 int32 }
-	spans := make([]span, len(ib))
+	spans := make([]span, 0, len(boxes))
 	count := make([]int32, nslab+1)
-	for i, b := range ib {
-		s := span{index(xs, b.x0), index(xs, b.x1), index(ys, b.y0), index(ys, b.y1)}
-		spans[i] = s
+	for _, b := range boxes {
+		s := span{xs.index(b.MinX), xs.index(b.MaxX), ys.index(b.MinY), ys.index(b.MaxY)}
+		if s.xi0 >= s.xi1 || s.yi0 >= s.yi1 {
+			continue // thinner than the tolerance: no area
+		}
+		spans = append(spans, s)
 		for x := s.xi0; x < s.xi1; x++ {
 			count[x+1]++
 		}
 	}
+	if len(spans) == 0 {
+		return nil
+	}
+	// Intervals per slab, in one flat array indexed by slab (CSR).
 	for i := 1; i <= nslab; i++ {
 		count[i] += count[i-1]
 	}
@@ -158,19 +159,40 @@ func Union(boxes []Box, tol float64) orb.MultiPolygon {
 	}
 	rings := g.trace()
 	return assemble(rings, func(xi, yi int32) orb.Point {
-		return orb.Point{float64(xs[xi]) * tol, float64(ys[yi]) * tol}
+		return orb.Point{xs.reps[xi], ys.reps[yi]}
 	})
 }
 
-func snap(v, tol float64) int64 { return int64(math.Round(v / tol)) }
-
-func sortedUnique(v []int64) []int64 {
-	slices.Sort(v)
-	return slices.Compact(v)
+// clusters groups sorted values whose gaps are at most tol.
+type clusters struct {
+	starts []float64 // smallest value of each cluster
+	reps   []float64 // the value each cluster is drawn at
 }
 
-func index(sorted []int64, v int64) int32 {
-	i, _ := slices.BinarySearch(sorted, v)
+// newClusters sorts v in place and clusters it.
+func newClusters(v []float64, tol float64) clusters {
+	slices.Sort(v)
+	var c clusters
+	for i := 0; i < len(v); {
+		j := i + 1
+		for j < len(v) && v[j]-v[j-1] <= tol {
+			j++
+		}
+		c.starts = append(c.starts, v[i])
+		c.reps = append(c.reps, math.Round(v[i+(j-1-i)/2]/tol)*tol)
+		i = j
+	}
+	return c
+}
+
+func (c clusters) len() int { return len(c.starts) }
+
+// index is the cluster holding v, which must be one of the clustered values.
+func (c clusters) index(v float64) int32 {
+	i, found := slices.BinarySearch(c.starts, v)
+	if !found {
+		i--
+	}
 	return int32(i)
 }
 

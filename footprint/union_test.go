@@ -82,6 +82,7 @@ func TestUnionShapes(t *testing.T) {
 		{"L shape", grid("#.", "##"), 1, 0, 7, 3},
 		{"duplicates and overlaps", append(grid("##"), Box{0.5, 0, 1.5, 1}, Box{0, 0, 1, 1}), 1, 0, 5, 2},
 		{"jittered grid", []Box{{0, 0, 200.004, 200}, {199.996, 0.003, 400, 200.002}}, 1, 0, 5, 80000},
+		{"jitter across a rounding line", []Box{{0, 0, 100.0049, 100}, {100.0051, 0, 200, 100.003}}, 1, 0, 5, 20000},
 		{"degenerate box", []Box{{0, 0, 0.001, 10}}, 0, 0, 0, 0},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,6 @@ import (
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/paulmach/orb"
-	"github.com/paulmach/orb/planar"
 )
 
 // ProblemEntry is one tile set aside.
@@ -71,20 +70,9 @@ func buildOutline(tiles []Tile, opts footprint.Options) (*Outline, error) {
 	}
 	var ps footprint.Projectors
 	defer ps.Close()
-	mp, err := ps.Outline(placed, opts)
+	mp, area, err := ps.Outline(placed, opts)
 	if err != nil {
 		return nil, err
-	}
-	// Area in the tiles' own CRS (metres), per CRS, exact for boxes.
-	byCRS := map[int][]footprint.Box{}
-	for _, t := range placed {
-		if t.Quad == nil {
-			byCRS[t.EPSG] = append(byCRS[t.EPSG], t.Box)
-		}
-	}
-	var area float64
-	for _, boxes := range byCRS {
-		area += planar.Area(footprint.Union(boxes, opts.Tolerance))
 	}
 	return &Outline{WGS84: mp, AreaKm2: math.Round(area/1e6*1e4) / 1e4}, nil
 }

@@ -316,6 +316,38 @@ func TestMixedCRS(t *testing.T) {
 	assertValid(t, mp)
 }
 
+// TestRotatedTile: a tile with a rotated geotransform joins the outline
+// through the general union, the others through the exact one.
+func TestRotatedTile(t *testing.T) {
+	dir := t.TempDir()
+	tiles := map[string]tilegen.Tile{
+		"a.tif":       {EPSG: 2154, X: 700000, Y: 6600200},
+		"b.tif":       {EPSG: 2154, X: 700200, Y: 6600200},
+		"rotated.tif": {EPSG: 2154, X: 700400, Y: 6600200, Rotation: -0.01},
+	}
+	for k, tl := range tiles {
+		if err := tl.Write(filepath.Join(dir, k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := scan(t, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Report.Counts.Readable != 3 {
+		t.Fatalf("readable %d, want 3: %+v", res.Report.Counts.Readable, res.Report.Problems)
+	}
+	mp := res.Outline.WGS84
+	if len(mp) != 1 {
+		t.Fatalf("%d polygons, want the rotated tile merged with its neighbours", len(mp))
+	}
+	assertValid(t, mp)
+	// The rotated tile's far corner (pixel 400,400) is in the outline.
+	if area := res.Report.AreaKm2; area < 0.08 || area > 0.13 {
+		t.Errorf("area %v km², want about 0.12", area)
+	}
+}
+
 // flaky fails every read, as a storage that went down after listing.
 type flaky struct {
 	storage.Storage

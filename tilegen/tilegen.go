@@ -30,6 +30,8 @@ type Tile struct {
 	NoGeoTransform bool
 	// X, Y is the upper-left corner, Pixel the pixel size, in CRS units.
 	X, Y, Pixel float64
+	// Rotation, in CRS units per pixel, makes a rotated geotransform.
+	Rotation float64
 	// Creation holds GDAL creation options (COMPRESS=LZW, TILED=YES…).
 	Creation []string
 }
@@ -85,7 +87,7 @@ func (t Tile) Write(path string) error {
 		}
 	}
 	if !t.NoGeoTransform {
-		gt := [6]float64{t.X, t.Pixel, 0, t.Y, 0, -t.Pixel}
+		gt := [6]float64{t.X, t.Pixel, t.Rotation, t.Y, t.Rotation, -t.Pixel}
 		if err := mem.SetGeoTransform(gt); err != nil {
 			return err
 		}
