@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/openpcrs/pcrs-indexer/catalog"
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
@@ -85,7 +86,10 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "out", "folder receiving dalles.geojson, livrables.geojson and report.json")
 	name := fs.String("name", "", "livrable name (default: the last path element of SOURCE)")
-	attributes := fs.String("attributes", "", "livrable attributes, YAML or JSON file")
+	attributes := fs.String("attributes", "", "livrable attributes, YAML or JSON file (overrides the catalog's)")
+	catalogLoc := fs.String("catalog", "", "folder or base URL of the PCRS CSV exports (with --projet and --livrable)")
+	projet := fs.String("projet", "", "project UUID in the catalog")
+	livrableNom := fs.String("livrable", "", "livrable name in the catalog")
 	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once")
 	maxUnreachable := fs.Int("max-unreachable", 0, "unreachable tiles tolerated before the scan counts as failed")
 	passwordFile := fs.String("password-file", "", "file holding the storage password (default: $PCRS_INDEXER_PASSWORD)")
@@ -114,14 +118,32 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	onTerminal := isTerminal(stderr)
 	log := newLogger(stderr, onTerminal, *verbose)
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	var attrs *livrable.Attributes
+	if *catalogLoc != "" || *projet != "" || *livrableNom != "" {
+		if *catalogLoc == "" || *projet == "" || *livrableNom == "" {
+			fmt.Fprintln(stderr, "pcrs-indexer: --catalog, --projet and --livrable go together")
+			return exitUsage
+		}
+		c, err := catalog.Load(ctx, *catalogLoc, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "pcrs-indexer: %v\n", err)
+			return exitFailed
+		}
+		if attrs, err = c.Attributes(*projet, *livrableNom); err != nil {
+			fmt.Fprintf(stderr, "pcrs-indexer: catalog: %v\n", err)
+			return exitUsage
+		}
+	}
 	if *attributes != "" {
 		a, err := livrable.Load(*attributes)
 		if err != nil {
 			fmt.Fprintf(stderr, "pcrs-indexer: attributes: %v\n", err)
 			return exitUsage
 		}
-		attrs = a
+		attrs = livrable.Merge(attrs, a)
 	}
 	opts := storage.Options{Password: os.Getenv("PCRS_INDEXER_PASSWORD")}
 	if *passwordFile != "" {
@@ -139,9 +161,6 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	if livrableName == "" {
 		livrableName = defaultName(source)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	reg := backends.Registry()
 	st, err := reg.Open(ctx, source, opts)
