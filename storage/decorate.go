@@ -16,6 +16,7 @@ type Op string
 const (
 	OpList Op = "list"
 	OpRead Op = "read"
+	OpStat Op = "stat"
 )
 
 // Observer hears about every request that reaches the backend.
@@ -66,6 +67,15 @@ func (o observed) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 		ob.ObserveRequest(OpRead, int64(n), err, time.Since(start))
 	}
 	return n, err
+}
+
+func (o observed) Stat(ctx context.Context, key string) (Object, error) {
+	start := time.Now()
+	obj, err := o.Storage.Stat(ctx, key)
+	for _, ob := range o.obs {
+		ob.ObserveRequest(OpStat, 0, err, time.Since(start))
+	}
+	return obj, err
 }
 
 // RetryPolicy bounds retries of transient failures.
@@ -158,6 +168,16 @@ func (r retrying) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 	return n, err
 }
 
+func (r retrying) Stat(ctx context.Context, key string) (Object, error) {
+	var obj Object
+	err := r.do(ctx, func(ctx context.Context) error {
+		var err error
+		obj, err = r.Storage.Stat(ctx, key)
+		return err
+	})
+	return obj, err
+}
+
 // Retryable says whether err is worth another try: marked transient by the
 // backend, or a network error the backend did not classify.
 func Retryable(err error) bool {
@@ -211,4 +231,12 @@ func (l limited) ReadAt(ctx context.Context, key string, p []byte, off int64) (i
 	}
 	defer func() { <-l.sem }()
 	return l.Storage.ReadAt(ctx, key, p, off)
+}
+
+func (l limited) Stat(ctx context.Context, key string) (Object, error) {
+	if err := l.acquire(ctx); err != nil {
+		return Object{}, err
+	}
+	defer func() { <-l.sem }()
+	return l.Storage.Stat(ctx, key)
 }

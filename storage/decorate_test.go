@@ -61,6 +61,13 @@ func (s *scripted) ReadAt(ctx context.Context, key string, p []byte, off int64) 
 	return copy(p, "abc"[min(int(off), 3):]), io.EOF
 }
 
+func (s *scripted) Stat(context.Context, string) (Object, error) {
+	if err := s.next(); err != nil {
+		return Object{}, err
+	}
+	return Object{Key: "a.tif", Size: 3}, nil
+}
+
 func (s *scripted) Close() error { return nil }
 
 var fast = RetryPolicy{Attempts: 4, Base: time.Millisecond, Max: 2 * time.Millisecond}
@@ -176,11 +183,14 @@ func TestWalkFollowsPagesAndFolders(t *testing.T) {
 		"p2":     {Objects: []Object{{Key: "r2.tif"}}},
 		"a":      {Objects: []Object{{Key: "a/x.tif"}}, Dirs: []string{"a"}}, // a loop
 		"b":      {Next: "b-next"},                                           // an empty page that says "more"
-		"b-next": {Objects: []Object{{Key: "b/y.tif"}}},
+		"b-next": {Objects: []Object{{Key: "b/y.tif", Size: SizeUnknown}}},
 	}
 	var got []string
 	err := Walk(context.Background(), pageStorage(pages), func(o Object) error {
 		got = append(got, o.Key)
+		if o.Key == "b/y.tif" && o.Size != 42 {
+			t.Errorf("object listed without a size was not stat'ed: %+v", o)
+		}
 		return nil
 	})
 	if err != nil {
@@ -197,6 +207,9 @@ type pageStorage map[string]Page
 func (p pageStorage) List(_ context.Context, c string) (Page, error) { return p[c], nil }
 func (p pageStorage) ReadAt(context.Context, string, []byte, int64) (int, error) {
 	return 0, io.EOF
+}
+func (p pageStorage) Stat(_ context.Context, key string) (Object, error) {
+	return Object{Key: key, Size: 42}, nil
 }
 func (p pageStorage) Close() error { return nil }
 

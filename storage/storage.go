@@ -24,8 +24,12 @@ type Object struct {
 	ETag    string    // empty when the storage has none
 }
 
+// SizeUnknown marks an Object whose listing did not give an exact size.
+const SizeUnknown = -1
+
 // Page is the answer to one listing request.
 type Page struct {
+	// Objects listed; Size is SizeUnknown when the listing rounds sizes.
 	Objects []Object
 	// Dirs are cursors of sub-folders still to list (hierarchical backends).
 	Dirs []string
@@ -40,6 +44,9 @@ type Storage interface {
 	// ReadAt reads len(p) bytes at off, like io.ReaderAt: n < len(p) only
 	// with an error, io.EOF when the object ends first.
 	ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error)
+	// Stat describes one object. The scan calls it only for objects a
+	// listing gave without an exact size (some web servers' listings).
+	Stat(ctx context.Context, key string) (Object, error)
 	Close() error
 }
 

@@ -5,9 +5,10 @@ import (
 	"fmt"
 )
 
-// Walk lists the whole storage, calling fn for every object once. Folders
-// are listed one after the other: listing is a small share of a scan's
-// requests and keeping it sequential keeps the order deterministic.
+// Walk lists the whole storage, calling fn for every object once, with its
+// exact size: objects listed without one are stat'ed. Folders are listed
+// one after the other: listing is a small share of a scan's requests and
+// keeping it sequential keeps the order deterministic.
 func Walk(ctx context.Context, s Storage, fn func(Object) error) error {
 	pending := []string{""}
 	seen := map[string]bool{"": true}
@@ -23,6 +24,20 @@ func Walk(ctx context.Context, s Storage, fn func(Object) error) error {
 				return fmt.Errorf("listing %q: %w", cursor, err)
 			}
 			for _, o := range page.Objects {
+				if o.Size == SizeUnknown {
+					st, err := s.Stat(ctx, o.Key)
+					if err != nil {
+						return fmt.Errorf("sizing %q: %w", o.Key, err)
+					}
+					// Keep what the listing knew and the stat did not say.
+					if st.ModTime.IsZero() {
+						st.ModTime = o.ModTime
+					}
+					if st.ETag == "" {
+						st.ETag = o.ETag
+					}
+					o = st
+				}
 				if err := fn(o); err != nil {
 					return err
 				}

@@ -3,6 +3,7 @@ package backends
 
 import (
 	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/httpdir"
 	"github.com/openpcrs/pcrs-indexer/storage/local"
 )
 
@@ -10,5 +11,7 @@ import (
 func Registry() *storage.Registry {
 	var r storage.Registry
 	r.Register("file", local.Open)
+	r.Register("http", httpdir.Open)
+	r.Register("https", httpdir.Open)
 	return &r
 }

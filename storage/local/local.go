@@ -101,6 +101,25 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 	return n, err
 }
 
+// Stat describes one file.
+func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Object{}, err
+	}
+	name, err := s.resolve(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	info, err := os.Stat(name)
+	if err != nil {
+		return storage.Object{}, mapErr(err)
+	}
+	if !info.Mode().IsRegular() {
+		return storage.Object{}, fmt.Errorf("%w: %s is not a file", storage.ErrNotFound, key)
+	}
+	return storage.Object{Key: key, Size: info.Size(), ModTime: info.ModTime().UTC()}, nil
+}
+
 // Close releases nothing: files are opened per read.
 func (s *Storage) Close() error { return nil }
 

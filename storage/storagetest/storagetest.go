@@ -149,10 +149,25 @@ func Run(t *testing.T, caps Caps, fixture Fixture) {
 		}
 	})
 
+	t.Run("Stat", func(t *testing.T) {
+		for _, k := range []string{"dalles/big.jp2", "dalles/dir with space/ünïcode #1.jp2", "empty.jp2"} {
+			o, err := s.Stat(ctx, k)
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			if o.Key != k || o.Size != int64(len(files[k])) {
+				t.Errorf("Stat(%q) = %+v, want size %d", k, o, len(files[k]))
+			}
+		}
+	})
+
 	t.Run("MissingObject", func(t *testing.T) {
 		_, err := s.ReadAt(ctx, "dalles/no-such-tile.jp2", make([]byte, 10), 0)
 		if !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("err = %v, want ErrNotFound", err)
+			t.Errorf("ReadAt: err = %v, want ErrNotFound", err)
+		}
+		if _, err := s.Stat(ctx, "dalles/no-such-tile.jp2"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Stat: err = %v, want ErrNotFound", err)
 		}
 	})
 

@@ -1,0 +1,297 @@
+// Package httpdir is the storage backend for web servers' directory
+// listings (Apache, nginx — HTML or JSON —, lighttpd, IIS, Go, python and
+// other "Index of" pages), crawled recursively below the given URL.
+package httpdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/openpcrs/pcrs-indexer/storage"
+)
+
+// maxListing bounds one listing page: a folder of 100,000 tiles is about
+// 15 MB of HTML.
+const maxListing = 64 << 20
+
+// Storage crawls the listings below root.
+type Storage struct {
+	root     *url.URL // no userinfo; path ends with "/"
+	user     string
+	password string
+	client   *http.Client
+}
+
+// Open is the registry's opener for http:// and https:// locations.
+func Open(_ context.Context, u *url.URL, opts storage.Options) (storage.Storage, error) {
+	return New(u, opts.Password, nil)
+}
+
+// New crawls below u. The user name comes from u, the password from
+// password (never from the URL, which gets logged). A nil transport gets
+// one tuned for many small ranged requests.
+func New(u *url.URL, password string, transport http.RoundTripper) (*Storage, error) {
+	root := *u
+	if root.Host == "" {
+		return nil, fmt.Errorf("URL without host")
+	}
+	var user string
+	if root.User != nil {
+		user = root.User.Username()
+		if p, ok := root.User.Password(); ok && password == "" {
+			password = p
+		}
+		root.User = nil
+	}
+	root.RawQuery, root.Fragment = "", ""
+	if !strings.HasSuffix(root.Path, "/") {
+		root.Path += "/"
+	}
+	root.RawPath = ""
+	if transport == nil {
+		transport = &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 128, // one kept-alive connection per worker
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 15 * time.Second,
+			// Ranged reads must come back as the bytes asked for.
+			DisableCompression: true,
+		}
+	}
+	s := &Storage{root: &root, user: user, password: password}
+	s.client = &http.Client{Transport: transport, CheckRedirect: s.checkRedirect}
+	return s, nil
+}
+
+// checkRedirect follows redirects (a folder without its trailing slash)
+// only within the storage.
+func (s *Storage) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	if req.URL.Host != s.root.Host || !strings.HasPrefix(req.URL.Path, s.root.Path) {
+		return fmt.Errorf("redirect to %s leaves the storage %s", req.URL.Redacted(), s.root.Redacted())
+	}
+	if s.password != "" {
+		req.SetBasicAuth(s.user, s.password)
+	}
+	return nil
+}
+
+func (s *Storage) request(ctx context.Context, method string, u *url.URL) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.password != "" || s.user != "" {
+		req.SetBasicAuth(s.user, s.password)
+	}
+	req.Header.Set("User-Agent", "pcrs-indexer")
+	return req, nil
+}
+
+// keyURL is the URL of a key (a decoded path relative to the root).
+func (s *Storage) keyURL(key string) *url.URL {
+	u := *s.root
+	u.Path = s.root.Path + key
+	return &u
+}
+
+func (s *Storage) do(req *http.Request) (*http.Response, error) {
+	resp, err := s.client.Do(req)
+	if err != nil {
+		if req.Context().Err() != nil {
+			return nil, req.Context().Err()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) && strings.Contains(ue.Err.Error(), "leaves the storage") {
+			return nil, err
+		}
+		return nil, storage.Transient(err)
+	}
+	return resp, nil
+}
+
+// statusErr maps a failed status to the storage's reasons.
+func statusErr(req *http.Request, resp *http.Response) error {
+	err := fmt.Errorf("%s %s: %s", req.Method, req.URL.Redacted(), resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return fmt.Errorf("%w: %v", storage.ErrNotFound, err)
+	case resp.StatusCode >= 500, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout:
+		return storage.Transient(err)
+	}
+	return err
+}
+
+// List reads one folder's listing page; cursor is the folder's key ("" for
+// the root, else ending with "/").
+func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error) {
+	req, err := s.request(ctx, http.MethodGet, s.keyURL(cursor))
+	if err != nil {
+		return storage.Page{}, err
+	}
+	resp, err := s.do(req)
+	if err != nil {
+		return storage.Page{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return storage.Page{}, statusErr(req, resp)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxListing))
+	if err != nil {
+		return storage.Page{}, storage.Transient(fmt.Errorf("reading the listing of %q: %w", cursor, err))
+	}
+	// Links resolve against where the page really is (after redirects).
+	base := *resp.Request.URL
+	if !strings.HasSuffix(base.Path, "/") {
+		base.Path += "/"
+	}
+	base.RawPath = ""
+	var entries []entry
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
+		if entries, err = parseJSON(&base, body); err != nil {
+			return storage.Page{}, fmt.Errorf("listing of %q: %w", cursor, err)
+		}
+	} else {
+		entries = parseHTML(&base, string(body))
+	}
+	var page storage.Page
+	for _, e := range entries {
+		key := strings.TrimPrefix(e.URL.Path, s.root.Path)
+		if e.Dir {
+			page.Dirs = append(page.Dirs, key)
+			continue
+		}
+		page.Objects = append(page.Objects, storage.Object{Key: key, Size: e.Size, ModTime: e.ModTime})
+	}
+	return page, nil
+}
+
+// Stat asks the server with HEAD, or with a one-byte ranged GET where HEAD
+// is refused or gives no length (Apache, for an empty file).
+func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) {
+	resp, err := s.head(ctx, key, http.MethodHead)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	size := resp.ContentLength
+	if resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented || resp.StatusCode == http.StatusOK && size < 0 {
+		if resp, err = s.head(ctx, key, http.MethodGet); err != nil {
+			return storage.Object{}, err
+		}
+		switch resp.StatusCode {
+		case http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
+			size = totalFromContentRange(resp.Header.Get("Content-Range"))
+			resp.StatusCode = http.StatusOK
+		case http.StatusOK:
+			size = resp.ContentLength
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return storage.Object{}, statusErr(resp.Request, resp)
+	}
+	if size < 0 {
+		return storage.Object{}, fmt.Errorf("%s: the server gives no size", key)
+	}
+	o := storage.Object{Key: key, Size: size, ETag: strings.Trim(resp.Header.Get("ETag"), `"`)}
+	o.ModTime, _ = http.ParseTime(resp.Header.Get("Last-Modified"))
+	return o, nil
+}
+
+// head sends a HEAD, or a GET of the first byte, and closes the body.
+func (s *Storage) head(ctx context.Context, key, method string) (*http.Response, error) {
+	req, err := s.request(ctx, method, s.keyURL(key))
+	if err != nil {
+		return nil, err
+	}
+	if method == http.MethodGet {
+		req.Header.Set("Range", "bytes=0-0")
+	}
+	resp, err := s.do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	return resp, nil
+}
+
+func totalFromContentRange(v string) int64 {
+	_, total, ok := strings.Cut(v, "/")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// ReadAt is one ranged GET. A server that ignores Range answers with the
+// whole object: the bytes before off are skipped, the ones after p are
+// never read (the connection is dropped instead of drained).
+func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	req, err := s.request(ctx, http.MethodGet, s.keyURL(key))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1))
+	resp, err := s.do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body := io.Reader(resp.Body)
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
+			if err == io.EOF {
+				return 0, io.EOF
+			}
+			return 0, storage.Transient(err)
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		return 0, io.EOF
+	default:
+		return 0, statusErr(req, resp)
+	}
+	n, err := io.ReadFull(body, p)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		// A 206 shorter than asked: either the object ends there or the
+		// connection was cut. Content-Range tells which.
+		if total := totalFromContentRange(resp.Header.Get("Content-Range")); resp.StatusCode == http.StatusPartialContent && total >= 0 && off+int64(n) < total {
+			return n, storage.Transient(fmt.Errorf("reading %s: cut after %d bytes", key, n))
+		}
+		return n, io.EOF
+	case err != nil:
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		return n, storage.Transient(err)
+	}
+	return n, nil
+}
+
+// Close drops idle connections.
+func (s *Storage) Close() error {
+	s.client.CloseIdleConnections()
+	return nil
+}

@@ -1,0 +1,189 @@
+// Package servertest starts real servers on 127.0.0.1 for the storage
+// backends' integration tests: nginx, apache2 and lighttpd (HTTP listings),
+// versitygw (S3), OpenSSH's sshd (SFTP) and vsftpd (FTP). `make test`
+// installs them; a missing one fails the test with what to run, it is never
+// skipped.
+package servertest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// FreePort returns a port free on 127.0.0.1 now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var portMu sync.Mutex
+
+// PortRange returns n consecutive ports free now (FTP passive data ports).
+func PortRange(t testing.TB, n int) int {
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for base := 40000 + os.Getpid()%10000; base < 65000; base += n + 7 {
+		ok := true
+		var ls []net.Listener
+		for p := base; p < base+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+// WriteTree writes files below dir, every one modified at mtime, and makes
+// the tree readable by servers that drop privileges.
+func WriteTree(t testing.TB, dir string, files map[string][]byte, mtime time.Time) {
+	t.Helper()
+	for k, content := range files {
+		name := filepath.Join(dir, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(name, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	OpenUp(t, dir)
+}
+
+// OpenUp makes dir and every folder above it traversable, and everything
+// below it readable, by any user.
+func OpenUp(t testing.TB, dir string) {
+	t.Helper()
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.IsDir() {
+			return os.Chmod(p, 0o755)
+		}
+		return os.Chmod(p, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(dir); d != "/" && d != "."; d = filepath.Dir(d) {
+		if info, err := os.Stat(d); err == nil && info.Mode().Perm()&0o005 != 0o005 {
+			_ = os.Chmod(d, info.Mode().Perm()|0o005)
+		}
+	}
+}
+
+// Binary finds a server's executable, or fails the test saying how to get it.
+func Binary(t testing.TB, name string, candidates ...string) string {
+	t.Helper()
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if _, err := os.Stat(c); err == nil {
+			return c
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	t.Fatalf("%s is not installed: run `make test` (it installs the integration servers) or `make deps`", name)
+	return ""
+}
+
+// ModuleRoot is the folder holding go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+// Start runs a server in the foreground until the test ends, and waits
+// until it accepts connections on port.
+func Start(t testing.TB, port int, name string, args ...string) {
+	t.Helper()
+	logf, err := os.CreateTemp(t.TempDir(), filepath.Base(name)+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		logf.Close()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			logf.Close()
+			out, _ := os.ReadFile(logf.Name())
+			t.Fatalf("%s exited at start:\n%s", name, out)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _ := os.ReadFile(logf.Name())
+	t.Fatalf("%s did not listen on %d:\n%s", name, port, out)
+}
+
+// WriteFile writes a config file in a fresh folder and returns its path.
+func WriteFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func lines(s ...string) string { return strings.Join(s, "\n") + "\n" }
