@@ -41,7 +41,9 @@ Usage:
   pcrs-indexer scan [flags] SOURCE    scan one storage (one livrable)
   pcrs-indexer sample DIR             write the demo storage into DIR
 
-SOURCE is a folder (/data/tiles, file:///data/tiles).
+SOURCE is a folder (/data/tiles, file:///data/tiles), a web server's
+listing (https://host/path/), s3://bucket/prefix, sftp://user@host:port/path,
+ftp://host/path or ftps://host/path.
 Run 'pcrs-indexer scan -h' for the scan flags.
 `
 
@@ -93,6 +95,11 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once")
 	maxUnreachable := fs.Int("max-unreachable", 0, "unreachable tiles tolerated before the scan counts as failed")
 	passwordFile := fs.String("password-file", "", "file holding the storage password (default: $PCRS_INDEXER_PASSWORD)")
+	s3Endpoint := fs.String("s3-endpoint", "", "S3 endpoint URL (default: $AWS_ENDPOINT_URL_S3)")
+	s3PathStyle := fs.Bool("s3-path-style", false, "S3 path-style addressing (most S3-compatible stores)")
+	sftpKey := fs.String("sftp-key", "", "SFTP private key file")
+	sftpKnownHosts := fs.String("sftp-known-hosts", "", "known_hosts file checked for the SFTP host key (default ~/.ssh/known_hosts)")
+	sftpInsecure := fs.Bool("sftp-insecure-ignore-host-key", false, "trust any SFTP host key (insecure)")
 	tolerance := fs.Float64("snap", footprint.DefaultTolerance, "footprint snapping tolerance, in CRS units")
 	verbose := fs.Bool("verbose", false, "log every tile set aside, even on a terminal")
 	fs.Usage = func() {
@@ -145,7 +152,14 @@ func scan(args []string, stdout, stderr io.Writer) int {
 		}
 		attrs = livrable.Merge(attrs, a)
 	}
-	opts := storage.Options{Password: os.Getenv("PCRS_INDEXER_PASSWORD")}
+	opts := storage.Options{
+		Password:                  os.Getenv("PCRS_INDEXER_PASSWORD"),
+		S3Endpoint:                *s3Endpoint,
+		S3PathStyle:               *s3PathStyle,
+		SFTPKey:                   *sftpKey,
+		SFTPKnownHosts:            *sftpKnownHosts,
+		SFTPInsecureIgnoreHostKey: *sftpInsecure,
+	}
 	if *passwordFile != "" {
 		raw, err := os.ReadFile(*passwordFile)
 		if err != nil {

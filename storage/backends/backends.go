@@ -3,8 +3,11 @@ package backends
 
 import (
 	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/ftp"
 	"github.com/openpcrs/pcrs-indexer/storage/httpdir"
 	"github.com/openpcrs/pcrs-indexer/storage/local"
+	"github.com/openpcrs/pcrs-indexer/storage/s3"
+	"github.com/openpcrs/pcrs-indexer/storage/sftp"
 )
 
 // Registry returns a registry with every backend this build supports.
@@ -13,5 +16,9 @@ func Registry() *storage.Registry {
 	r.Register("file", local.Open)
 	r.Register("http", httpdir.Open)
 	r.Register("https", httpdir.Open)
+	r.Register("s3", s3.Open)
+	r.Register("sftp", sftp.Open)
+	r.Register("ftp", ftp.Open)
+	r.Register("ftps", ftp.Open)
 	return &r
 }

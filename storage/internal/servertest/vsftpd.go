@@ -1,0 +1,44 @@
+package servertest
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// Vsftpd serves root to anonymous users, passive mode on loopback.
+func Vsftpd(t testing.TB, root string) string {
+	t.Helper()
+	bin := Binary(t, "vsftpd", "/usr/sbin/vsftpd")
+	if err := os.MkdirAll("/var/run/vsftpd/empty", 0o755); err != nil {
+		t.Fatalf("vsftpd needs its secure_chroot_dir: %v", err)
+	}
+	dir := t.TempDir()
+	port := FreePort(t)
+	pasv := PortRange(t, 40)
+	conf := WriteFile(t, dir, "vsftpd.conf", lines(
+		"listen=YES",
+		"listen_ipv6=NO",
+		"listen_address=127.0.0.1",
+		fmt.Sprintf("listen_port=%d", port),
+		"background=NO",
+		"anonymous_enable=YES",
+		"no_anon_password=YES",
+		"anon_root="+root,
+		"local_enable=NO",
+		"write_enable=NO",
+		"pasv_enable=YES",
+		"pasv_address=127.0.0.1",
+		fmt.Sprintf("pasv_min_port=%d", pasv),
+		fmt.Sprintf("pasv_max_port=%d", pasv+39),
+		"seccomp_sandbox=NO",
+		"secure_chroot_dir=/var/run/vsftpd/empty",
+		"xferlog_enable=NO",
+		"use_localtime=NO",
+		"max_clients=200",
+		"max_per_ip=200",
+	))
+	OpenUp(t, root)
+	Start(t, port, bin, conf)
+	return fmt.Sprintf("ftp://127.0.0.1:%d/", port)
+}

@@ -1,0 +1,53 @@
+package s3_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/s3"
+)
+
+// TestEmptyTruncatedPages: some stores answer pages with no object that
+// still say "truncated"; the walk must follow them to the end.
+func TestEmptyTruncatedPages(t *testing.T) {
+	var calls atomic.Int32
+	pages := map[string]string{
+		"":   `<IsTruncated>true</IsTruncated><NextContinuationToken>t1</NextContinuationToken>`,
+		"t1": `<IsTruncated>true</IsTruncated><NextContinuationToken>t2</NextContinuationToken>`,
+		"t2": `<Contents><Key>p/a.jp2</Key><Size>10</Size><ETag>"e1"</ETag><LastModified>2024-01-02T03:04:05.000Z</LastModified></Contents><IsTruncated>true</IsTruncated><NextContinuationToken>t3</NextContinuationToken>`,
+		"t3": `<Contents><Key>p/b/c.TIF</Key><Size>20</Size><ETag>"e2"</ETag><LastModified>2024-01-02T03:04:05.000Z</LastModified></Contents><Contents><Key>p/b/</Key><Size>0</Size></Contents><IsTruncated>false</IsTruncated>`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		body, ok := pages[r.URL.Query().Get("continuation-token")]
+		if !ok || r.URL.Query().Get("prefix") != "p/" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix>%s</ListBucketResult>`, body)
+	}))
+	defer srv.Close()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
+	s, err := s3.New(cfg, "b", "p", srv.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []storage.Object
+	if err := storage.Walk(context.Background(), s, func(o storage.Object) error { got = append(got, o); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "a.jp2" || got[0].ETag != "e1" || got[1].Key != "b/c.TIF" || got[1].Size != 20 {
+		t.Errorf("walked %+v", got)
+	}
+	if calls.Load() != 4 {
+		t.Errorf("%d listing requests, want 4", calls.Load())
+	}
+}

@@ -1,0 +1,187 @@
+// Package s3 is the storage backend for S3 and S3-compatible stores (AWS,
+// OVH, Scaleway, MinIO, versitygw…).
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/openpcrs/pcrs-indexer/storage"
+)
+
+// Storage serves the objects below a prefix of a bucket.
+type Storage struct {
+	client *s3.Client
+	bucket string
+	prefix string // "" or ending with "/"
+}
+
+// Open is the registry's opener for s3://bucket/prefix: the standard AWS
+// credential chain, AWS_REGION, and the endpoint from --s3-endpoint or
+// AWS_ENDPOINT_URL_S3.
+func Open(ctx context.Context, u *url.URL, opts storage.Options) (storage.Storage, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1" // S3-compatible stores rarely care
+	}
+	endpoint := opts.S3Endpoint
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	return New(cfg, u.Host, u.Path, endpoint, opts.S3PathStyle)
+}
+
+// New serves bucket/prefix with cfg's credentials.
+func New(cfg aws.Config, bucket, prefix, endpoint string, pathStyle bool) (*Storage, error) {
+	if bucket == "" {
+		return nil, errors.New("s3 location without a bucket")
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.UsePathStyle = pathStyle
+		// Retries are the storage decorator's, so that each one is counted.
+		o.Retryer = aws.NopRetryer{}
+		// Ranged reads of a header have no full-object checksum to check.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.HTTPClient = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 128,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}}
+	})
+	prefix = strings.TrimPrefix(prefix, "/")
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &Storage{client: client, bucket: bucket, prefix: prefix}, nil
+}
+
+// List is one ListObjectsV2 page; cursor is the continuation token. The
+// listing is flat: no folders to descend into.
+func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error) {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket)}
+	if s.prefix != "" {
+		in.Prefix = aws.String(s.prefix)
+	}
+	if cursor != "" {
+		in.ContinuationToken = aws.String(cursor)
+	}
+	out, err := s.client.ListObjectsV2(ctx, in)
+	if err != nil {
+		return storage.Page{}, s.mapErr(ctx, "listing", err)
+	}
+	var page storage.Page
+	for _, o := range out.Contents {
+		key := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
+		if key == "" || strings.HasSuffix(key, "/") {
+			continue // folder markers
+		}
+		page.Objects = append(page.Objects, storage.Object{
+			Key:     key,
+			Size:    aws.ToInt64(o.Size),
+			ModTime: aws.ToTime(o.LastModified).UTC(),
+			ETag:    strings.Trim(aws.ToString(o.ETag), `"`),
+		})
+	}
+	if aws.ToBool(out.IsTruncated) {
+		// A truncated page may hold no object at all; the token still counts.
+		next := aws.ToString(out.NextContinuationToken)
+		if next == "" || next == cursor {
+			return storage.Page{}, fmt.Errorf("listing: truncated page without a new continuation token")
+		}
+		page.Next = next
+	}
+	return page, nil
+}
+
+// ReadAt is one ranged GetObject.
+func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.prefix + key),
+		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)),
+	})
+	if err != nil {
+		var re interface{ HTTPStatusCode() int }
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable {
+			return 0, io.EOF
+		}
+		return 0, s.mapErr(ctx, key, err)
+	}
+	defer out.Body.Close()
+	n, err := io.ReadFull(out.Body, p)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return n, io.EOF
+	case err != nil:
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		return n, storage.Transient(fmt.Errorf("reading %s: %w", key, err))
+	}
+	return n, nil
+}
+
+// Stat is one HeadObject.
+func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key)})
+	if err != nil {
+		return storage.Object{}, s.mapErr(ctx, key, err)
+	}
+	return storage.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified).UTC(), ETag: strings.Trim(aws.ToString(out.ETag), `"`)}, nil
+}
+
+// Close releases idle connections.
+func (s *Storage) Close() error { return nil }
+
+// mapErr turns SDK errors into the storage's reasons.
+func (s *Storage) mapErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return fmt.Errorf("%w: s3://%s/%s%s", storage.ErrNotFound, s.bucket, s.prefix, what)
+	}
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		code := re.HTTPStatusCode()
+		switch {
+		case code == http.StatusNotFound:
+			return fmt.Errorf("%w: %s: %v", storage.ErrNotFound, what, err)
+		case code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout:
+			return storage.Transient(fmt.Errorf("%s: %w", what, err))
+		}
+		var ae smithy.APIError
+		if errors.As(err, &ae) && (ae.ErrorCode() == "SlowDown" || ae.ErrorCode() == "RequestTimeout") {
+			return storage.Transient(fmt.Errorf("%s: %w", what, err))
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	// No HTTP answer at all: the network failed.
+	return storage.Transient(fmt.Errorf("%s: %w", what, err))
+}

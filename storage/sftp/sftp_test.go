@@ -1,0 +1,114 @@
+package sftp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/internal/servertest"
+	"github.com/openpcrs/pcrs-indexer/storage/sftp"
+	"github.com/openpcrs/pcrs-indexer/storage/storagetest"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+func location(srv servertest.SSHServer, root string) *url.URL {
+	return &url.URL{Scheme: "sftp", User: url.User(currentUser()), Host: srv.Addr, Path: root}
+}
+
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "root"
+}
+
+func TestConformanceOpenSSH(t *testing.T) {
+	storagetest.Run(t, storagetest.Caps{ModTime: true}, func(t *testing.T, files map[string][]byte) storage.Storage {
+		srv := servertest.Sshd(t)
+		root := t.TempDir()
+		servertest.WriteTree(t, root, files, storagetest.ModTime)
+		s, err := sftp.Open(context.Background(), location(srv, root), storage.Options{SFTPKey: srv.ClientKey, SFTPKnownHosts: srv.KnownHosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestHostKeyChecked(t *testing.T) {
+	srv := servertest.Sshd(t)
+	other := servertest.Sshd(t) // its known_hosts names another key
+	wrong := filepath.Join(t.TempDir(), "known_hosts")
+	raw, _ := os.ReadFile(other.KnownHosts)
+	if err := os.WriteFile(wrong, []byte(strings.Replace(string(raw), fmt.Sprint(other.Port), fmt.Sprint(srv.Port), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := storage.Options{SFTPKey: srv.ClientKey, SFTPKnownHosts: wrong}
+	_, err := sftp.Open(context.Background(), location(srv, "/"), opts)
+	if err == nil || !strings.Contains(err.Error(), "key mismatch") {
+		t.Fatalf("mismatched host key: err = %v, want refused", err)
+	}
+	if errors.Is(err, storage.ErrTransient) {
+		t.Error("a host key mismatch must not be retried")
+	}
+	opts.SFTPInsecureIgnoreHostKey = true
+	s, err := sftp.Open(context.Background(), location(srv, "/"), opts)
+	if err != nil {
+		t.Fatalf("with --sftp-insecure-ignore-host-key: %v", err)
+	}
+	s.Close()
+}
+
+// TestAgentAuth: the key is only in an SSH agent.
+func TestAgentAuth(t *testing.T) {
+	srv := servertest.Sshd(t)
+	keyring := agent.NewKeyring()
+	priv, err := os.ReadFile(srv.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addKey(keyring, priv); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = agent.ServeAgent(keyring, c); c.Close() }()
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	root := t.TempDir()
+	servertest.WriteTree(t, root, map[string][]byte{"a.tif": []byte("abc")}, storagetest.ModTime)
+	s, err := sftp.Open(context.Background(), location(srv, root), storage.Options{SFTPKnownHosts: srv.KnownHosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if o, err := s.Stat(context.Background(), "a.tif"); err != nil || o.Size != 3 {
+		t.Errorf("stat through agent auth: %+v, %v", o, err)
+	}
+}
+
+func TestNoCredentials(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	_, err := sftp.Open(context.Background(), &url.URL{Scheme: "sftp", Host: "127.0.0.1:1", Path: "/"}, storage.Options{SFTPInsecureIgnoreHostKey: true})
+	if err == nil || !strings.Contains(err.Error(), "no SFTP credentials") {
+		t.Errorf("err = %v", err)
+	}
+}
