@@ -5,22 +5,41 @@ SHELL := /bin/bash
 GO ?= go
 TOOLS := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
+VERSITYGW_VERSION := v1.8.0
 BIN := bin/pcrs-indexer
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libgdal-dev pkg-config
-# Packages are listed with the version Debian 12 ships (GDAL 3.6.2).
+# Debian 12's: GDAL 3.6.2 to build, and the real servers the storage
+# backends are tested against.
+APT_BUILD := libgdal-dev pkg-config
+APT_TEST := nginx apache2 lighttpd vsftpd openssh-server
 
-.PHONY: all deps build demo test lint unit bench clean
+.PHONY: all deps deps-test build demo test lint unit bench clean
 
 all: build
 
-# deps installs the GDAL headers and the pinned linters, only when missing.
-deps:
-	@if ! pkg-config --exists gdal 2>/dev/null; then \
-		echo "installing $(APT_PACKAGES)"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+# apt-install installs the packages given in $(1) that are missing. Services
+# must not start on install (they would take ports 80, 21, 22): tests start
+# their own servers.
+define apt-install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		policy=0; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; $(SUDO) chmod +x /usr/sbin/policy-rc.d; policy=1; }; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; rc=$$?; \
+		[ $$policy = 0 ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+		exit $$rc; \
 	fi
+endef
+
+# deps installs what building needs (GDAL), only when missing.
+deps:
+	$(call apt-install,$(APT_BUILD))
+
+# deps-test adds the integration servers and the pinned tools.
+deps-test: deps
+	$(call apt-install,$(APT_TEST))
 	@test -x $(TOOLS)/staticcheck || { echo "installing staticcheck $(STATICCHECK_VERSION)"; GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
+	@test -x $(TOOLS)/versitygw || { echo "installing versitygw $(VERSITYGW_VERSION) (a few minutes, once)"; GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); }
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/pcrs-indexer
@@ -38,19 +57,19 @@ demo: build
 	@echo "livrables.geojson, properties:"
 	@python3 -c 'import json,sys; f=json.load(open("demo/out/livrables.geojson"))["features"][0]; print(json.dumps(f["properties"], ensure_ascii=False, indent=1)); print("geometry:", f["geometry"]["type"], "with", sum(len(p) for p in f["geometry"]["coordinates"]) if f["geometry"]["type"]=="MultiPolygon" else len(f["geometry"]["coordinates"]), "rings")' 2>/dev/null || head -c 1500 demo/out/livrables.geojson
 
-lint: deps
+lint: deps-test
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.tools/*' -not -path './demo/*')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 
-unit: deps
+unit: deps-test
 	$(GO) test -race -count=1 ./...
 
 test: lint unit
 
 # bench runs every benchmark and prints the comparisons as ratios. The
 # footprint unions run on one core (-cpu 1), as their goals say.
-bench: deps
+bench: deps-test
 	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./footprint/ | tee /dev/stderr | awk '\
 		/^BenchmarkUnion\/tiles=100000 /{u=$$3} /^BenchmarkUnionGEOS\/tiles=100000 /{g=$$3} /^BenchmarkUnion\/tiles=1000000 /{m=$$3} \
 		END{ if (u && g) printf "\nfootprint: 1,000,000 tiles unioned in %.3f s on one core; exact union %.1fx faster than GEOS cascaded union at 100,000 tiles\n", m/1e9, g/u; else { print "bench: footprint results missing"; exit 1 } }'

@@ -93,6 +93,8 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	projet := fs.String("projet", "", "project UUID in the catalog")
 	livrableNom := fs.String("livrable", "", "livrable name in the catalog")
 	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once")
+	retries := fs.Int("retries", storage.DefaultRetry.Attempts-1, "retries of a failed storage request (exponential backoff with jitter)")
+	timeout := fs.Duration("request-timeout", storage.DefaultRetry.Timeout, "time limit of one storage request")
 	maxUnreachable := fs.Int("max-unreachable", 0, "unreachable tiles tolerated before the scan counts as failed")
 	passwordFile := fs.String("password-file", "", "file holding the storage password (default: $PCRS_INDEXER_PASSWORD)")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3 endpoint URL (default: $AWS_ENDPOINT_URL_S3)")
@@ -117,6 +119,10 @@ func scan(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	source := fs.Arg(0)
+	if *retries < 0 || *timeout <= 0 {
+		fmt.Fprintln(stderr, "pcrs-indexer: --retries must be at least 0 and --request-timeout positive")
+		return exitUsage
+	}
 	if *concurrency < 1 {
 		fmt.Fprintln(stderr, "pcrs-indexer: --concurrency must be at least 1")
 		return exitUsage
@@ -201,6 +207,7 @@ func scan(args []string, stdout, stderr io.Writer) int {
 		Attributes:     attrs,
 		Concurrency:    *concurrency,
 		MaxUnreachable: *maxUnreachable,
+		Retry:          storage.RetryPolicy{Attempts: *retries + 1, Base: storage.DefaultRetry.Base, Max: storage.DefaultRetry.Max, Timeout: *timeout},
 		Footprint:      footprint.Options{Tolerance: *tolerance},
 		Logger:         log,
 		Metrics:        metrics,

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/openpcrs/pcrs-indexer/tilegen"
@@ -127,5 +130,81 @@ func TestCatalogJoin(t *testing.T) {
 	args = []string{"scan", "--out", out, "--catalog", cat, "--projet", id, "--livrable", "Nope", storageDir}
 	if code := run(args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "Nope") {
 		t.Errorf("unknown livrable: exit %d, %s", code, stderr.String())
+	}
+}
+
+// TestStorageDownKeepsOutputsAndSecrets: a storage that fails every read
+// after the listing ends with exit 1, its tiles unreachable, the previous
+// outputs untouched; and no password shows anywhere.
+func TestStorageDownKeepsOutputsAndSecrets(t *testing.T) {
+	const urlSecret, envSecret = "url-pw-7f3a9", "env-pw-c41d2"
+	storageDir := t.TempDir()
+	for i, name := range []string{"a.tif", "b.tif"} {
+		if err := (tilegen.Tile{EPSG: 2154, X: 700000 + float64(i)*200, Y: 6600200}).Write(filepath.Join(storageDir, "dalles", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var down atomic.Bool
+	fileServer := http.StripPrefix("/tiles/", http.FileServer(http.Dir(storageDir)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pw, _ := r.BasicAuth(); pw != envSecret {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if down.Load() && r.Method == http.MethodGet && r.Header.Get("Range") != "" {
+			http.Error(w, "backend down", http.StatusBadGateway)
+			return
+		}
+		fileServer.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	t.Setenv("PCRS_INDEXER_PASSWORD", envSecret)
+	source := strings.Replace(srv.URL, "http://", "http://owner:"+urlSecret+"@", 1) + "/tiles/"
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"scan", "--out", out, "--retries", "2", source}
+	if code := run(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("first scan: exit %d\n%s", code, stderr.String())
+	}
+	before := map[string][]byte{}
+	for _, f := range []string{"dalles.geojson", "livrables.geojson", "report.json"} {
+		before[f], _ = os.ReadFile(filepath.Join(out, f))
+	}
+
+	down.Store(true)
+	if code := run(args, &stdout, &stderr); code != exitFailed {
+		t.Fatalf("storage down: exit %d, want %d\n%s", code, exitFailed, stderr.String())
+	}
+	for f, content := range before {
+		if now, _ := os.ReadFile(filepath.Join(out, f)); !bytes.Equal(now, content) {
+			t.Errorf("%s changed by the failed scan", f)
+		}
+	}
+	var failed struct {
+		Counts   struct{ Problems int } `json:"counts"`
+		Problems []struct{ Reason, Detail string }
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "report.failed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &failed); err != nil || failed.Counts.Problems != 2 || failed.Problems[0].Reason != "unreachable" || !strings.Contains(failed.Problems[0].Detail, "502") {
+		t.Errorf("failed report: %s", raw)
+	}
+
+	// The password never shows: not in logs, summaries, reports or outputs.
+	everything := stdout.String() + stderr.String()
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(out, e.Name()))
+		everything += string(b)
+	}
+	for _, secret := range []string{urlSecret, envSecret} {
+		if strings.Contains(everything, secret) {
+			t.Errorf("secret %q leaked", secret)
+		}
+	}
+	if !strings.Contains(everything, "owner:REDACTED@") {
+		t.Errorf("the source should show redacted, as owner:REDACTED@…")
 	}
 }

@@ -100,11 +100,14 @@ func (s *Storage) get(ctx context.Context) (*conn, error) {
 	}
 	if err := c.Login(s.user, s.password); err != nil {
 		c.Quit()
+		// A refusal (530, or a USER rejected with a bare message) is final;
+		// only a broken connection is worth another try.
+		var ne net.Error
 		var te *textproto.Error
-		if errors.As(err, &te) && te.Code == ftp.StatusNotLoggedIn {
-			return nil, fmt.Errorf("logging in to %s as %s: %w", s.addr, s.user, err)
+		if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.As(err, &te) && te.Code >= 400 && te.Code < 500 {
+			return nil, storage.Transient(fmt.Errorf("logging in to %s: %w", s.addr, err))
 		}
-		return nil, storage.Transient(fmt.Errorf("logging in to %s: %w", s.addr, err))
+		return nil, fmt.Errorf("logging in to %s as %s: %w", s.addr, s.user, err)
 	}
 	cn.c = c
 	return cn, nil

@@ -2,8 +2,10 @@ package ftp_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,4 +32,44 @@ func TestConformanceVsftpd(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// TestReconnectsAfterDrop: a dropped control connection is reported
+// transient, and the next request reconnects.
+func TestReconnectsAfterDrop(t *testing.T) {
+	root, err := os.MkdirTemp("", "pcrs-ftp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	servertest.WriteTree(t, root, map[string][]byte{"d/a.tif": []byte("abcdef")}, storagetest.ModTime)
+	u, _ := url.Parse(servertest.Vsftpd(t, root))
+	proxy := servertest.NewProxy(t, u.Host, 0)
+	u.Host = proxy.Addr
+	s, err := ftp.Open(context.Background(), u, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := storage.Retrying(s, storage.RetryPolicy{Attempts: 4, Base: 10 * time.Millisecond, Max: 50 * time.Millisecond})
+	for i := range 3 {
+		proxy.CutAll()
+		p := make([]byte, 3)
+		if n, err := r.ReadAt(context.Background(), "d/a.tif", p, 2); err != nil || string(p[:n]) != "cde" {
+			t.Fatalf("read %d after a drop: %q, %v", i, p[:n], err)
+		}
+	}
+	if proxy.Accepted() < 2 {
+		t.Errorf("%d connections: the storage did not reconnect", proxy.Accepted())
+	}
+}
+
+func TestLoginRefused(t *testing.T) {
+	root := t.TempDir()
+	u, _ := url.Parse(servertest.Vsftpd(t, root))
+	u.User = url.User("nobody-here")
+	_, err := ftp.Open(context.Background(), u, storage.Options{Password: "wrong-pw-123"})
+	if err == nil || errors.Is(err, storage.ErrTransient) || strings.Contains(err.Error(), "wrong-pw-123") {
+		t.Errorf("err = %v, want a final login error without the password", err)
+	}
 }

@@ -275,9 +275,13 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 	n, err := io.ReadFull(body, p)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
-		// A 206 shorter than asked: either the object ends there or the
-		// connection was cut. Content-Range tells which.
-		if total := totalFromContentRange(resp.Header.Get("Content-Range")); resp.StatusCode == http.StatusPartialContent && total >= 0 && off+int64(n) < total {
+		// Shorter than asked: either the object ends there or the
+		// connection was cut. The announced length tells which.
+		total := resp.ContentLength
+		if resp.StatusCode == http.StatusPartialContent {
+			total = totalFromContentRange(resp.Header.Get("Content-Range"))
+		}
+		if total >= 0 && off+int64(n) < total {
 			return n, storage.Transient(fmt.Errorf("reading %s: cut after %d bytes", key, n))
 		}
 		return n, io.EOF

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/internal/servertest"
@@ -110,5 +111,37 @@ func TestNoCredentials(t *testing.T) {
 	_, err := sftp.Open(context.Background(), &url.URL{Scheme: "sftp", Host: "127.0.0.1:1", Path: "/"}, storage.Options{SFTPInsecureIgnoreHostKey: true})
 	if err == nil || !strings.Contains(err.Error(), "no SFTP credentials") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestReconnectsAfterDrop: a dropped session is reported transient, and the
+// next request reconnects.
+func TestReconnectsAfterDrop(t *testing.T) {
+	srv := servertest.Sshd(t)
+	proxy := servertest.NewProxy(t, srv.Addr, 0)
+	root := t.TempDir()
+	servertest.WriteTree(t, root, map[string][]byte{"a.tif": []byte("abcdef")}, storagetest.ModTime)
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	raw, _ := os.ReadFile(srv.KnownHosts)
+	_, port, _ := net.SplitHostPort(proxy.Addr)
+	if err := os.WriteFile(known, []byte(strings.Replace(string(raw), fmt.Sprint(srv.Port), port, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := &url.URL{Scheme: "sftp", User: url.User(currentUser()), Host: proxy.Addr, Path: root}
+	s, err := sftp.Open(context.Background(), u, storage.Options{SFTPKey: srv.ClientKey, SFTPKnownHosts: known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := storage.Retrying(s, storage.RetryPolicy{Attempts: 4, Base: 10 * time.Millisecond, Max: 50 * time.Millisecond})
+	for i := range 3 {
+		proxy.CutAll()
+		p := make([]byte, 3)
+		if n, err := r.ReadAt(context.Background(), "a.tif", p, 2); err != nil || string(p[:n]) != "cde" {
+			t.Fatalf("read %d after a drop: %q, %v", i, p[:n], err)
+		}
+	}
+	if proxy.Accepted() < 2 {
+		t.Errorf("%d connections: the storage did not reconnect", proxy.Accepted())
 	}
 }

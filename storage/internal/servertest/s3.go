@@ -9,9 +9,9 @@ import (
 
 // S3Server is a versitygw gateway over a folder; each sub-folder is a bucket.
 type S3Server struct {
-	Endpoint          string
-	Access, Secret    string
-	Root              string
+	Endpoint       string
+	Access, Secret string
+	Root           string
 }
 
 // VersityGW starts versitygw (POSIX backend) over a fresh folder holding
