@@ -77,7 +77,6 @@ func (f *faulty) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-
 // TestTransientFaultsLoseNothing scans the same storage cleanly and through
 // faults: same tiles, same problems, nothing unreachable, nothing twice.
 func TestTransientFaultsLoseNothing(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 // short: it declares more data than the object holds. It also finds a
 // GeoTIFF whose every block is sparse (no pixels written).
 func checkComplete(o *openObject, obj File, ds *godal.Dataset, h *Header) error {
-	f := o.files[obj.Key]
+	f := o.file(obj.Key)
 	switch h.Driver {
 	case "JP2OpenJPEG", "JPEG2000":
 		return checkJP2(o, f)

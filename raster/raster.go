@@ -124,9 +124,12 @@ var mimeTypes = map[string]string{"GTiff": "image/tiff", "JP2OpenJPEG": "image/j
 var gdalDrivers = []string{"GTiff", "JP2OpenJPEG"}
 
 // Inspect reads obj's header from src. siblings are the objects listed in
-// the same folder that GDAL may want (world files, .aux.xml, .ovr): GDAL
-// sees only those, so it never probes the storage for files that are not
-// there. A storage failure is returned as is; a bad tile as a *Problem.
+// the same folder that GDAL may want (world files, .aux.xml, .ovr). GDAL
+// first sees none of them, so a tile with its own georeferencing costs no
+// read of its siblings; only a tile that lacks georeferencing or CRS is
+// opened again with them. GDAL never probes the storage for files the
+// listing did not show. A storage failure is returned as is; a bad tile as
+// a *Problem.
 func Inspect(ctx context.Context, src Source, obj File, siblings []File) (*Header, error) {
 	if obj.Size == 0 {
 		return nil, problem(ErrEmpty, "zero-byte object")
@@ -134,15 +137,29 @@ func Inspect(ctx context.Context, src Source, obj File, siblings []File) (*Heade
 	if err := register(); err != nil {
 		return nil, fmt.Errorf("installing the GDAL handler: %w", err)
 	}
-	o, name, done := open(ctx, src, obj, siblings)
+	o, name, done := open(ctx, src, obj)
 	defer done()
-
-	sibNames := make([]string, 0, len(siblings))
-	for _, s := range siblings {
-		sibNames = append(sibNames, path.Base(s.Key))
+	h, err := inspect(o, name, obj, nil)
+	if len(siblings) > 0 && (errors.Is(err, ErrNotGeoreferenced) || errors.Is(err, ErrNoCRS)) {
+		o.addFiles(siblings)
+		h, err = inspect(o, name, obj, siblings)
 	}
-	ds, err := godal.Open(name, godal.RasterOnly(), godal.Drivers(gdalDrivers...), godal.SiblingFiles(sibNames...), quiet,
-		godal.ConfigOption("GDAL_PAM_ENABLED=NO"))
+	return h, err
+}
+
+// inspect opens the object once, seeing the given siblings.
+func inspect(o *openObject, name string, obj File, siblings []File) (*Header, error) {
+	opts := []godal.OpenOption{godal.RasterOnly(), godal.Drivers(gdalDrivers...), quiet}
+	// Without the option godal tells GDAL there is no sibling at all; an
+	// empty SiblingFiles() would instead let GDAL probe for them.
+	if len(siblings) > 0 {
+		sibNames := make([]string, 0, len(siblings))
+		for _, s := range siblings {
+			sibNames = append(sibNames, path.Base(s.Key))
+		}
+		opts = append(opts, godal.SiblingFiles(sibNames...))
+	}
+	ds, err := godal.Open(name, opts...)
 	if serr := o.storageErr(); serr != nil {
 		if ds != nil {
 			_ = ds.Close()
@@ -263,7 +280,7 @@ var quiet = godal.ErrLogger(func(ec godal.ErrorCategory, _ int, msg string) erro
 // owner of the delivery understands.
 func describeUnopenable(o *openObject, obj File, gdalMsg string) string {
 	head := make([]byte, 512)
-	n, _ := o.files[obj.Key].readAt(o, head, 0)
+	n, _ := o.file(obj.Key).readAt(o, head, 0)
 	head = head[:n]
 	trimmed := bytes.ToLower(bytes.TrimSpace(head))
 	switch {

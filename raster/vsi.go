@@ -46,12 +46,31 @@ func register() error {
 // openObject is one object being inspected, with the listed siblings GDAL
 // may ask for, all read through one block cache per file.
 type openObject struct {
-	ctx   context.Context
-	src   Source
-	files map[string]*cachedFile // key → file (the tile and its siblings)
+	ctx context.Context
+	src Source
 
 	mu       sync.Mutex
-	firstErr error // first storage error, to tell unreachable from corrupt
+	files    map[string]*cachedFile // key → file: the tile, then its siblings
+	firstErr error                  // first storage error, to tell unreachable from corrupt
+}
+
+// addFiles lets GDAL see more objects (the tile's siblings). Until then
+// GDAL's probes for them, which some drivers make whatever the sibling
+// list says, are answered "absent" without a request.
+func (o *openObject) addFiles(files []File) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, f := range files {
+		if _, ok := o.files[f.Key]; !ok {
+			o.files[f.Key] = &cachedFile{key: f.Key, size: f.Size, blocks: map[int64][]byte{}}
+		}
+	}
+}
+
+func (o *openObject) file(key string) *cachedFile {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.files[key]
 }
 
 func (o *openObject) storageErr() error {
@@ -153,7 +172,9 @@ func lookup(name string) (*openObject, *cachedFile, error) {
 		return nil, nil, fmt.Errorf("%s: object no longer open", name)
 	}
 	o := v.(*openObject)
+	o.mu.Lock()
 	f, ok := o.files[key]
+	o.mu.Unlock()
 	if !ok {
 		// GDAL probing for a file the listing did not show: answer without
 		// asking the storage.
@@ -180,12 +201,10 @@ func (vsiHandler) ReadAt(name string, p []byte, off int64) (int, error) {
 
 // open registers an object for GDAL and returns its virtual name and a
 // function that unregisters it.
-func open(ctx context.Context, src Source, obj File, siblings []File) (*openObject, string, func()) {
+func open(ctx context.Context, src Source, obj File) (*openObject, string, func()) {
 	id := strconv.FormatUint(nextOpenID.Add(1), 10)
-	o := &openObject{ctx: ctx, src: src, files: make(map[string]*cachedFile, 1+len(siblings))}
-	for _, f := range append([]File{obj}, siblings...) {
-		o.files[f.Key] = &cachedFile{key: f.Key, size: f.Size, blocks: map[int64][]byte{}}
-	}
+	o := &openObject{ctx: ctx, src: src, files: map[string]*cachedFile{}}
+	o.addFiles([]File{obj})
 	opens.Store(id, o)
 	return o, vsiPrefix + id + "/" + obj.Key, func() { opens.Delete(id) }
 }

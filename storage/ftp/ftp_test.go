@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/ftp"
-	"github.com/openpcrs/pcrs-indexer/storage/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage/storagetest"
 )
 

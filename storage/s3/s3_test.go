@@ -8,8 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage"
-	"github.com/openpcrs/pcrs-indexer/storage/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage/s3"
 	"github.com/openpcrs/pcrs-indexer/storage/storagetest"
 )

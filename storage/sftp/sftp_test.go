@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage"
-	"github.com/openpcrs/pcrs-indexer/storage/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage/sftp"
 	"github.com/openpcrs/pcrs-indexer/storage/storagetest"
 	"golang.org/x/crypto/ssh/agent"

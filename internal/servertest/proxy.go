@@ -27,8 +27,9 @@ func (p *Proxy) Accepted() int {
 	return p.accepted
 }
 
-// NewProxy listens on 127.0.0.1 and forwards to target, adding latency to
-// each chunk of data in each direction.
+// NewProxy listens on 127.0.0.1 and forwards to target, delaying each
+// chunk of the server's answers by latency (like toxiproxy's downstream
+// latency toxic): every request waits that much more for its answer.
 func NewProxy(t testing.TB, target string, latency time.Duration) *Proxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,17 +73,17 @@ func (p *Proxy) serve(client net.Conn) {
 	p.track(server, true)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pipe(server, client) }()
-	go func() { defer wg.Done(); p.pipe(client, server) }()
+	go func() { defer wg.Done(); p.pipe(server, client, 0) }()
+	go func() { defer wg.Done(); p.pipe(client, server, p.latency) }()
 	wg.Wait()
 	p.track(client, false)
 	p.track(server, false)
 }
 
-func (p *Proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn, latency time.Duration) {
 	defer dst.Close()
 	defer src.Close()
-	if p.latency == 0 {
+	if latency == 0 {
 		_, _ = io.Copy(dst, src)
 		return
 	}
@@ -99,7 +100,7 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			buf := make([]byte, 32<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
-				ch <- chunk{buf[:n], time.Now().Add(p.latency)}
+				ch <- chunk{buf[:n], time.Now().Add(latency)}
 			}
 			if err != nil {
 				return
