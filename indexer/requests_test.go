@@ -103,13 +103,7 @@ func TestOneRequestPerTile(t *testing.T) {
 			return st, nil
 		}},
 		{"vsftpd", 3, func(t *testing.T) (storage.Storage, func() int64) {
-			root, err := os.MkdirTemp("", "pcrs-ftp-*")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(root) })
-			servertest.WriteTree(t, root, files, storagetest.ModTime)
-			u, _ := url.Parse(servertest.Vsftpd(t, root))
+			u := servertest.VsftpdTree(t, files, storagetest.ModTime)
 			st, err := ftp.Open(context.Background(), u, storage.Options{})
 			if err != nil {
 				t.Fatal(err)

@@ -56,3 +56,28 @@ func TestRegistryOpen(t *testing.T) {
 		t.Errorf("backend error must be kept and redacted, got %v", err)
 	}
 }
+
+func TestJoinKey(t *testing.T) {
+	tests := []struct{ root, key, want string }{
+		{"/data", "", "/data"},
+		{"/data", "a/b.tif", "/data/a/b.tif"},
+		{"/data", "dir with space/ü #1.jp2", "/data/dir with space/ü #1.jp2"},
+		{"/", "sub/", "/sub"},
+		{"/data", "../etc/passwd", ""},
+		{"/data", "a/../../x", ""},
+		{"/data", "/abs", ""},
+		{"/data", `a\..\x`, ""},
+	}
+	for _, tt := range tests {
+		got, err := JoinKey(tt.root, tt.key)
+		if tt.want == "" {
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("JoinKey(%q, %q) = %q, %v; want refused", tt.root, tt.key, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("JoinKey(%q, %q) = %q, %v; want %q", tt.root, tt.key, got, err, tt.want)
+		}
+	}
+}

@@ -12,6 +12,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -74,4 +77,14 @@ type transientError struct{ err error }
 func (e transientError) Error() string { return e.err.Error() }
 func (e transientError) Unwrap() []error {
 	return []error{e.err, ErrTransient}
+}
+
+// JoinKey joins a key to a backend's root folder, refusing keys that are
+// not clean relative paths: nothing may reach outside the root.
+func JoinKey(root, key string) (string, error) {
+	clean := path.Clean("/" + key)
+	if key != "" && (clean != "/"+strings.TrimSuffix(key, "/") || strings.Contains(key, "\\")) {
+		return "", fmt.Errorf("%w: key %q is not a clean relative path", ErrNotFound, key)
+	}
+	return path.Join(root, clean), nil
 }

@@ -2,8 +2,10 @@ package servertest
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"testing"
+	"time"
 )
 
 // Vsftpd serves root to anonymous users, passive mode on loopback.
@@ -41,4 +43,16 @@ func Vsftpd(t testing.TB, root string) string {
 	OpenUp(t, root)
 	Start(t, port, bin, conf)
 	return fmt.Sprintf("ftp://127.0.0.1:%d/", port)
+}
+
+// VsftpdTree writes files into a fresh folder and serves it with Vsftpd.
+func VsftpdTree(t testing.TB, files map[string][]byte, mtime time.Time) *url.URL {
+	t.Helper()
+	root := t.TempDir()
+	WriteTree(t, root, files, mtime)
+	u, err := url.Parse(Vsftpd(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -13,7 +13,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"path"
-	"strings"
 	"sync"
 	"time"
 
@@ -172,17 +171,9 @@ func (s *Storage) with(ctx context.Context, op func(*ftp.ServerConn) error) erro
 	return storage.Transient(err) // the connection broke
 }
 
-func (s *Storage) full(key string) (string, error) {
-	clean := path.Clean("/" + key)
-	if key != "" && clean != "/"+strings.TrimSuffix(key, "/") {
-		return "", fmt.Errorf("%w: key %q is not a clean relative path", storage.ErrNotFound, key)
-	}
-	return path.Join(s.root, clean), nil
-}
-
 // List reads one folder; cursor is its key ("" for the root).
 func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error) {
-	dir, err := s.full(cursor)
+	dir, err := storage.JoinKey(s.root, cursor)
 	if err != nil {
 		return storage.Page{}, err
 	}
@@ -214,7 +205,7 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 
 // ReadAt is REST + RETR; the transfer is cut once p is full.
 func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
-	name, err := s.full(key)
+	name, err := storage.JoinKey(s.root, key)
 	if err != nil {
 		return 0, err
 	}
@@ -249,7 +240,7 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 
 // Stat asks SIZE, then MDTM when the server has it.
 func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) {
-	name, err := s.full(key)
+	name, err := storage.JoinKey(s.root, key)
 	if err != nil {
 		return storage.Object{}, err
 	}

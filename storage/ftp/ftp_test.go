@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +18,7 @@ import (
 // months old.
 func TestConformanceVsftpd(t *testing.T) {
 	storagetest.Run(t, storagetest.Caps{ModTime: true, ModTimePrecision: 24 * time.Hour}, func(t *testing.T, files map[string][]byte) storage.Storage {
-		root, err := os.MkdirTemp("", "pcrs-ftp-*")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(root) })
-		servertest.WriteTree(t, root, files, storagetest.ModTime)
-		u, _ := url.Parse(servertest.Vsftpd(t, root))
+		u := servertest.VsftpdTree(t, files, storagetest.ModTime)
 		s, err := ftp.Open(context.Background(), u, storage.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -37,13 +30,7 @@ func TestConformanceVsftpd(t *testing.T) {
 // TestReconnectsAfterDrop: a dropped control connection is reported
 // transient, and the next request reconnects.
 func TestReconnectsAfterDrop(t *testing.T) {
-	root, err := os.MkdirTemp("", "pcrs-ftp-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	servertest.WriteTree(t, root, map[string][]byte{"d/a.tif": []byte("abcdef")}, storagetest.ModTime)
-	u, _ := url.Parse(servertest.Vsftpd(t, root))
+	u := servertest.VsftpdTree(t, map[string][]byte{"d/a.tif": []byte("abcdef")}, storagetest.ModTime)
 	proxy := servertest.NewProxy(t, u.Host, 0)
 	u.Host = proxy.Addr
 	s, err := ftp.Open(context.Background(), u, storage.Options{})
@@ -65,8 +52,7 @@ func TestReconnectsAfterDrop(t *testing.T) {
 }
 
 func TestLoginRefused(t *testing.T) {
-	root := t.TempDir()
-	u, _ := url.Parse(servertest.Vsftpd(t, root))
+	u := servertest.VsftpdTree(t, nil, storagetest.ModTime)
 	u.User = url.User("nobody-here")
 	_, err := ftp.Open(context.Background(), u, storage.Options{Password: "wrong-pw-123"})
 	if err == nil || errors.Is(err, storage.ErrTransient) || strings.Contains(err.Error(), "wrong-pw-123") {

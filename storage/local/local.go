@@ -125,14 +125,11 @@ func (s *Storage) Close() error { return nil }
 
 // resolve maps a key to a path, refusing anything that would leave the root.
 func (s *Storage) resolve(key string) (string, error) {
-	if key == "" {
-		return s.root, nil
+	p, err := storage.JoinKey("/", key)
+	if err != nil {
+		return "", err
 	}
-	clean := path.Clean("/" + key)
-	if clean != "/"+strings.TrimSuffix(key, "/") || strings.Contains(key, "\\") {
-		return "", fmt.Errorf("%w: key %q is not a clean relative path", storage.ErrNotFound, key)
-	}
-	return filepath.Join(s.root, filepath.FromSlash(clean)), nil
+	return filepath.Join(s.root, filepath.FromSlash(p)), nil
 }
 
 func isAncestorLink(dir, link string) bool {

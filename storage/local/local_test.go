@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/local"
 	"github.com/openpcrs/pcrs-indexer/storage/storagetest"
@@ -13,18 +14,7 @@ import (
 // Fixture writes files below a fresh folder.
 func Fixture(t *testing.T, files map[string][]byte) storage.Storage {
 	dir := t.TempDir()
-	for k, content := range files {
-		name := filepath.Join(dir, filepath.FromSlash(k))
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(name, content, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(name, storagetest.ModTime, storagetest.ModTime); err != nil {
-			t.Fatal(err)
-		}
-	}
+	servertest.WriteTree(t, dir, files, storagetest.ModTime)
 	// A link looping back to the root must not make the walk loop.
 	if err := os.Symlink(dir, filepath.Join(dir, "loop")); err != nil {
 		t.Fatal(err)

@@ -229,17 +229,9 @@ func lost(err error) bool {
 		errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || strings.Contains(err.Error(), "connection lost")
 }
 
-func (s *Storage) full(key string) (string, error) {
-	clean := path.Clean("/" + key)
-	if key != "" && clean != "/"+strings.TrimSuffix(key, "/") {
-		return "", fmt.Errorf("%w: key %q is not a clean relative path", storage.ErrNotFound, key)
-	}
-	return path.Join(s.root, clean), nil
-}
-
 // List reads one folder; cursor is its key ("" for the root).
 func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error) {
-	dir, err := s.full(cursor)
+	dir, err := storage.JoinKey(s.root, cursor)
 	if err != nil {
 		return storage.Page{}, err
 	}
@@ -271,7 +263,7 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 
 // ReadAt opens the file, reads, and closes it.
 func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
-	name, err := s.full(key)
+	name, err := storage.JoinKey(s.root, key)
 	if err != nil {
 		return 0, err
 	}
@@ -298,7 +290,7 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 
 // Stat describes one file.
 func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) {
-	name, err := s.full(key)
+	name, err := storage.JoinKey(s.root, key)
 	if err != nil {
 		return storage.Object{}, err
 	}
