@@ -190,6 +190,9 @@ func BenchmarkRemoteScan(b *testing.B) {
 	})
 
 	if ours.tilesPerSec > 0 && theirs.tilesPerSec > 0 {
+		if ratio := ours.tilesPerSec / theirs.tilesPerSec; ratio < 10 {
+			b.Errorf("pcrs-indexer is %.1fx the baseline's tiles/s; the goal is at least 10x", ratio)
+		}
 		fmt.Printf("remote scan, %d tiles, nginx + %v latency: pcrs-indexer %.0f tiles/s, %.3f requests/tile, %.0f bytes/tile; GDAL /vsicurl/ x8 %.0f tiles/s, %.3f requests/tile, %.0f bytes/tile; speed ratio %.1fx\n",
 			benchTiles, benchLatency, ours.tilesPerSec, ours.requestsPerTile, ours.bytesPerTile,
 			theirs.tilesPerSec, theirs.requestsPerTile, theirs.bytesPerTile, ours.tilesPerSec/theirs.tilesPerSec)

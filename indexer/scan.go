@@ -26,7 +26,7 @@ import (
 // DefaultConcurrency is the default number of tiles read at once. Header
 // reads are latency-bound (one small ranged request each), so many more
 // workers than cores pay off on remote storages.
-const DefaultConcurrency = 32
+const DefaultConcurrency = 64
 
 // Problem reasons, as report.json spells them.
 const (

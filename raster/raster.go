@@ -150,6 +150,29 @@ func Inspect(ctx context.Context, src Source, obj File, siblings []File) (*Heade
 // inspect opens the object once, seeing the given siblings.
 func inspect(o *openObject, name string, obj File, siblings []File) (*Header, error) {
 	opts := []godal.OpenOption{godal.RasterOnly(), godal.Drivers(gdalDrivers...), quiet}
+	// The first block holds the header: fetch it now (GDAL would), and read
+	// the georeferencing there when it is a PCRS CRS. A sibling (world
+	// file, .aux.xml) may override the header's, so GDAL decides then.
+	var fast georef
+	head := make([]byte, 16)
+	n, _ := o.file(obj.Key).readAt(o, head, 0)
+	if serr := o.storageErr(); serr != nil {
+		return nil, serr
+	}
+	if len(siblings) == 0 && !gdalOnly {
+		if fileKind(head[:n]) == "jp2" {
+			if h, ok := fastJP2(o, o.file(obj.Key)); ok {
+				if err := checkJP2(o, o.file(obj.Key)); err != nil {
+					return nil, err
+				}
+				return h, nil
+			}
+		}
+		fast = fastGeoref(o, o.file(obj.Key), head[:n])
+		if fast.gt != nil {
+			opts = append(opts, godal.DriverOpenOption("GEOREF_SOURCES=NONE"))
+		}
+	}
 	// Without the option godal tells GDAL there is no sibling at all; an
 	// empty SiblingFiles() would instead let GDAL probe for them.
 	if len(siblings) > 0 {
@@ -173,7 +196,7 @@ func inspect(o *openObject, name string, obj File, siblings []File) (*Header, er
 	}
 	defer ds.Close()
 
-	h, perr := readHeader(ds)
+	h, perr := readHeader(ds, fast)
 	if serr := o.storageErr(); serr != nil {
 		return nil, serr
 	}
@@ -189,7 +212,7 @@ func inspect(o *openObject, name string, obj File, siblings []File) (*Header, er
 	return h, nil
 }
 
-func readHeader(ds *godal.Dataset) (*Header, *Problem) {
+func readHeader(ds *godal.Dataset, fast georef) (*Header, *Problem) {
 	drv := ds.Driver().ShortName()
 	st := ds.Structure()
 	h := &Header{
@@ -207,7 +230,13 @@ func readHeader(ds *godal.Dataset) (*Header, *Problem) {
 	}
 	h.Compression = compression(ds)
 
-	gt, err := ds.GeoTransform(quiet)
+	var gt [6]float64
+	var err error
+	if fast.gt != nil {
+		gt = *fast.gt
+	} else {
+		gt, err = ds.GeoTransform(quiet)
+	}
 	if err != nil || gt == [6]float64{0, 1, 0, 0, 0, 1} {
 		return nil, problem(ErrNotGeoreferenced, "no geotransform: neither GeoTIFF tags, GMLJP2, GeoJP2 nor a world file place the tile")
 	}
@@ -215,6 +244,10 @@ func readHeader(ds *godal.Dataset) (*Header, *Problem) {
 		return nil, problem(ErrNotGeoreferenced, "degenerate geotransform %v", gt)
 	}
 	h.GeoTransform = gt
+	if fast.epsg != 0 {
+		h.EPSG = fast.epsg
+		return h, nil
+	}
 	wkt := ds.Projection()
 	if wkt == "" {
 		return nil, problem(ErrNoCRS, "georeferenced but declares no coordinate reference system")

@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,7 +198,8 @@ func TestWalkFollowsPagesAndFolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "[r.tif r2.tif a/x.tif b/y.tif]"
+	sort.Strings(got)
+	want := "[a/x.tif b/y.tif r.tif r2.tif]"
 	if s := fmtKeys(got); s != want {
 		t.Errorf("walked %s, want %s", s, want)
 	}
@@ -222,4 +225,55 @@ func fmtKeys(k []string) string {
 		s += x
 	}
 	return s + "]"
+}
+
+// slowPages lists a root of many folders, and records how many listings
+// ran at once.
+type slowPages struct {
+	pageStorage
+	inFlight, maxSeen atomic.Int32
+}
+
+func (s *slowPages) List(ctx context.Context, c string) (Page, error) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		m := s.maxSeen.Load()
+		if n <= m || s.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	return s.pageStorage.List(ctx, c)
+}
+
+func TestWalkListsFoldersConcurrently(t *testing.T) {
+	pages := pageStorage{"": {}}
+	root := pages[""]
+	for i := range 40 {
+		d := fmt.Sprintf("d%02d", i)
+		root.Dirs = append(root.Dirs, d)
+		pages[d] = Page{Objects: []Object{{Key: d + "/x.tif", Size: 1}}}
+	}
+	pages[""] = root
+	s := &slowPages{pageStorage: pages}
+	var keys []string
+	if err := Walk(context.Background(), s, func(o Object) error { keys = append(keys, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 40 {
+		t.Errorf("%d objects, want 40", len(keys))
+	}
+	if m := s.maxSeen.Load(); m < 2 || m > ListWorkers {
+		t.Errorf("%d listings at once, want between 2 and %d", m, ListWorkers)
+	}
+}
+
+func TestWalkStopsOnError(t *testing.T) {
+	pages := pageStorage{"": {Dirs: []string{"a", "b"}}, "a": {Objects: []Object{{Key: "a/x", Size: 1}}}, "b": {Objects: []Object{{Key: "b/y", Size: 1}}}}
+	boom := errors.New("stop here")
+	err := Walk(context.Background(), pages, func(Object) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("err = %v, want the callback's", err)
+	}
 }

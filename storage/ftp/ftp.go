@@ -80,10 +80,13 @@ func (s *Storage) get(ctx context.Context) (*conn, error) {
 		ftp.DialWithShutTimeout(10 * time.Second),
 		ftp.DialWithDialFunc(func(network, address string) (net.Conn, error) {
 			d := net.Dialer{Timeout: 15 * time.Second}
-			c, err := d.DialContext(ctx, network, address)
-			if err == nil && cn.raw == nil {
-				cn.raw = c // the control connection comes first
+			if cn.raw != nil {
+				// A data connection of a later request: the context that
+				// opened the control connection may be long gone.
+				return d.Dial(network, address)
 			}
+			c, err := d.DialContext(ctx, network, address)
+			cn.raw = c // the control connection comes first
 			return c, err
 		}),
 	}
