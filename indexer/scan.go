@@ -12,7 +12,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
@@ -42,7 +41,7 @@ const (
 var ErrIncomplete = errors.New("scan incomplete: the storage kept failing")
 
 // Progress hears about the scan's advance (a terminal bar, the service's
-// live counts).
+// live counts). Advance is called from many workers at once.
 type Progress interface {
 	Start(total int)
 	Advance(n int)
@@ -98,13 +97,10 @@ type LivrableInfo struct {
 	Attributes livrable.Attributes
 }
 
-var tileExtensions = map[string]string{".jp2": "image/jp2", ".tif": "image/tiff", ".tiff": "image/tiff"}
+var tileExtensions = map[string]bool{".jp2": true, ".tif": true, ".tiff": true}
 
 // IsTile says whether key names a tile, whatever the case of its extension.
-func IsTile(key string) bool {
-	_, ok := tileExtensions[strings.ToLower(path.Ext(key))]
-	return ok
-}
+func IsTile(key string) bool { return tileExtensions[strings.ToLower(path.Ext(key))] }
 
 // Scan runs one scan. It returns ErrIncomplete with a result when tiles were
 // unreachable, and another error without one when the storage could not be
@@ -154,7 +150,6 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cfg.Concurrency)
-	var mu sync.Mutex
 	for i := range tiles {
 		g.Go(func() error {
 			t := &tiles[i]
@@ -173,9 +168,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 				}
 			}
 			if cfg.Progress != nil {
-				mu.Lock()
 				cfg.Progress.Advance(1)
-				mu.Unlock()
 			}
 			return nil
 		})
