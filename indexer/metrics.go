@@ -3,10 +3,13 @@ package indexer
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Metrics are the scan's Prometheus metrics. Labels are bounded: results,
@@ -83,4 +86,35 @@ func (o observer) ObserveRequest(op storage.Op, n int64, err error, elapsed time
 	if n > 0 {
 		o.m.bytes.WithLabelValues(o.backend).Add(float64(n))
 	}
+}
+
+// WriteMetricsFile writes what g gathers in Prometheus's text format, for
+// node_exporter's textfile collector: replaced atomically, so the collector
+// never reads half a file.
+func WriteMetricsFile(path string, g prometheus.Gatherer) error {
+	mfs, err := g.Gather()
+	if err != nil {
+		return err
+	}
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := writeTemp(dir, name, func(w io.Writer) error {
+		enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }

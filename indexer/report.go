@@ -99,6 +99,9 @@ func buildReport(source string, started, finished time.Time, objects int, tiles 
 			continue
 		}
 		r.Counts.Readable++
+		if t.Reused {
+			r.Counts.Reused++
+		}
 		r.EPSG[epsgName(t.Header.EPSG)]++
 	}
 	r.Counts.Problems = len(r.Problems)

@@ -65,10 +65,44 @@ type Config struct {
 	MaxUnreachable int
 	Footprint      footprint.Options
 
+	// State, when set, remembers tiles between scans: unchanged ones are
+	// not read again, and a stopped scan resumes where it was.
+	State State
+
 	Logger   *slog.Logger
 	Progress Progress
 	Metrics  *Metrics
 	Now      func() time.Time
+}
+
+// State is where a scan keeps its tile records (state.Namespace).
+type State interface {
+	Get(key string, v any) (bool, error)
+	Put(key string, v any) error
+	Prune(keep func(key string) bool) (int, error)
+}
+
+// record is what a scan keeps of a tile: its fingerprint and verdict.
+type record struct {
+	Size    int64          `json:"size"`
+	ETag    string         `json:"etag,omitempty"`
+	ModTime time.Time      `json:"mtime"`
+	Header  *raster.Header `json:"header,omitempty"`
+	Problem *ProblemEntry  `json:"problem,omitempty"`
+}
+
+// unchanged says whether o is the object r was made from: same size, and
+// same ETag, or same modification time where the storage has no ETag.
+func (r record) unchanged(o storage.Object) bool {
+	switch {
+	case r.Size != o.Size:
+		return false
+	case r.ETag != "" && o.ETag != "":
+		return r.ETag == o.ETag
+	case !r.ModTime.IsZero() && !o.ModTime.IsZero():
+		return r.ModTime.Equal(o.ModTime)
+	}
+	return false
 }
 
 // Tile is one inspected tile: a header or a problem.
@@ -78,6 +112,8 @@ type Tile struct {
 	Problem  *ProblemEntry
 	Polygon  footprint.Tile
 	Siblings []storage.Object
+	// Reused is true when the verdict comes from the previous scan.
+	Reused bool
 }
 
 // Result is a finished scan, ready to publish.
@@ -153,9 +189,12 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range tiles {
 		g.Go(func() error {
 			t := &tiles[i]
-			inspect(gctx, st, t)
-			if err := gctx.Err(); err != nil {
-				return err
+			if !recall(cfg.State, t, log) {
+				inspect(gctx, st, t)
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				remember(cfg.State, t, log)
 			}
 			if t.Problem != nil {
 				log.Warn("tile set aside", "path", t.Object.Key, "reason", t.Problem.Reason, "detail", t.Problem.Detail)
@@ -194,6 +233,17 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	finished := cfg.Now()
 	res.Report = buildReport(location, started, finished, len(objects), tiles, counter, outline)
 
+	if cfg.State != nil {
+		listed := make(map[string]bool, len(tiles))
+		for _, t := range tiles {
+			listed[t.Object.Key] = true
+		}
+		if n, err := cfg.State.Prune(func(k string) bool { return listed[k] }); err != nil {
+			log.Warn("forgetting deleted tiles", "error", err)
+		} else if n > 0 {
+			log.Info("forgot deleted tiles", "tiles", n)
+		}
+	}
 	unreachable := res.Report.ProblemsByReason[ReasonUnreachable]
 	if unreachable > cfg.MaxUnreachable {
 		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, len(tiles))
@@ -235,6 +285,42 @@ func selectTiles(objects []storage.Object) []Tile {
 	return tiles
 }
 
+// recall takes the tile's verdict from the state when the object has not
+// changed since.
+func recall(st State, t *Tile, log *slog.Logger) bool {
+	if st == nil {
+		return false
+	}
+	var r record
+	ok, err := st.Get(t.Object.Key, &r)
+	if err != nil {
+		log.Warn("reading the state", "path", t.Object.Key, "error", err)
+		return false
+	}
+	if !ok || !r.unchanged(t.Object) || (r.Header == nil) == (r.Problem == nil) {
+		return false
+	}
+	t.Reused = true
+	if r.Problem != nil {
+		t.Problem = r.Problem
+		return true
+	}
+	place(t, r.Header)
+	return true
+}
+
+// remember records the verdict as soon as it is known, so that a scan
+// stopped half-way resumes here. Unreachable tiles are tried again.
+func remember(st State, t *Tile, log *slog.Logger) {
+	if st == nil || t.Problem != nil && t.Problem.Reason == ReasonUnreachable {
+		return
+	}
+	r := record{Size: t.Object.Size, ETag: t.Object.ETag, ModTime: t.Object.ModTime, Header: t.Header, Problem: t.Problem}
+	if err := st.Put(t.Object.Key, r); err != nil {
+		log.Warn("writing the state", "path", t.Object.Key, "error", err)
+	}
+}
+
 // inspect reads one tile's header and classifies it.
 func inspect(ctx context.Context, st storage.Storage, t *Tile) {
 	siblings := make([]raster.File, len(t.Siblings))
@@ -249,6 +335,11 @@ func inspect(ctx context.Context, st storage.Storage, t *Tile) {
 		t.Problem = classify(err)
 		return
 	}
+	place(t, h)
+}
+
+// place sets the tile's header and footprint.
+func place(t *Tile, h *raster.Header) {
 	t.Header = h
 	t.Polygon = footprint.Tile{EPSG: h.EPSG}
 	if h.NorthUp() {

@@ -21,6 +21,7 @@ import (
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/progress"
+	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/backends"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
@@ -103,6 +104,8 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	sftpKnownHosts := fs.String("sftp-known-hosts", "", "known_hosts file checked for the SFTP host key (default ~/.ssh/known_hosts)")
 	sftpInsecure := fs.Bool("sftp-insecure-ignore-host-key", false, "trust any SFTP host key (insecure)")
 	tolerance := fs.Float64("snap", footprint.DefaultTolerance, "footprint snapping tolerance, in CRS units")
+	metricsFile := fs.String("metrics-file", "", "write the scan's metrics here (Prometheus text format, for node_exporter's textfile collector)")
+	statePath := fs.String("state", "", "state file: rescans read only new or changed tiles, and a stopped scan resumes")
 	verbose := fs.Bool("verbose", false, "log every tile set aside, even on a terminal")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: pcrs-indexer scan [flags] SOURCE\n\n")
@@ -193,12 +196,32 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	}
 	defer st.Close()
 
-	metrics, err := indexer.NewMetrics(prometheus.NewRegistry())
+	u, _ := storage.ParseLocation(source)
+	var tileState indexer.State
+	if *statePath != "" {
+		store, err := state.Open(*statePath)
+		if err != nil {
+			log.Error("cannot open the state", "error", err)
+			return exitFailed
+		}
+		defer store.Close()
+		tileState = store.Namespace(storage.Redact(u.String()))
+	}
+
+	registry := prometheus.NewRegistry()
+	metrics, err := indexer.NewMetrics(registry)
 	if err != nil {
 		log.Error("metrics", "error", err)
 		return exitFailed
 	}
-	u, _ := storage.ParseLocation(source)
+	if *metricsFile != "" {
+		// Failed scans are worth a metric too: written whatever the outcome.
+		defer func() {
+			if err := indexer.WriteMetricsFile(*metricsFile, registry); err != nil {
+				log.Error("writing the metrics file", "error", err)
+			}
+		}()
+	}
 	cfg := indexer.Config{
 		Storage:        st,
 		Location:       source,
@@ -211,6 +234,7 @@ func scan(args []string, stdout, stderr io.Writer) int {
 		Footprint:      footprint.Options{Tolerance: *tolerance},
 		Logger:         log,
 		Metrics:        metrics,
+		State:          tileState,
 	}
 	if onTerminal {
 		cfg.Progress = &progress.Bar{W: stderr, Label: "tiles"}

@@ -1,0 +1,70 @@
+package indexer_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/state"
+	"github.com/openpcrs/pcrs-indexer/storage/local"
+	"github.com/openpcrs/pcrs-indexer/tilegen"
+)
+
+// TestIncrementalRescan: a rescan reads only new or changed objects,
+// forgets deleted ones, and reports what it reused.
+func TestIncrementalRescan(t *testing.T) {
+	dir := buildStorage(t)
+	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ns := store.Namespace(dir)
+	scanWithState := func() *indexer.Result {
+		t.Helper()
+		st, _ := local.New(dir)
+		res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "aude", State: ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := scanWithState()
+	if first.Report.Counts.Reused != 0 || first.Report.IO.Requests != 19 {
+		t.Fatalf("first scan: reused %d, %d requests", first.Report.Counts.Reused, first.Report.IO.Requests)
+	}
+
+	again := scanWithState()
+	if again.Report.Counts.Reused != 12 || again.Report.IO.Requests != 3 {
+		t.Errorf("unchanged rescan: reused %d (want 12), %d requests (want the 3 listings only)", again.Report.Counts.Reused, again.Report.IO.Requests)
+	}
+	if again.Report.Counts != (indexer.Counts{Objects: 18, Tiles: 17, Readable: 12, Reused: 12, Problems: 5}) || len(again.Report.Problems) != 5 {
+		t.Errorf("unchanged rescan counts %+v, problems %d", again.Report.Counts, len(again.Report.Problems))
+	}
+
+	// One tile rewritten (new size and time), one deleted, one added.
+	changed := filepath.Join(dir, "dalles/0_0.jp2")
+	if err := (tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 2154, X: x0, Y: y0, Creation: []string{"QUALITY=60"}}).Write(changed); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Hour)
+	_ = os.Chtimes(changed, future, future)
+	if err := os.Remove(filepath.Join(dir, "dalles/2_0.jp2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := (tilegen.Tile{EPSG: 2154, X: x0 + 4000, Y: y0}).Write(filepath.Join(dir, "ilot/nouvelle.tif")); err != nil {
+		t.Fatal(err)
+	}
+	third := scanWithState()
+	if third.Report.Counts.Readable != 12 || third.Report.Counts.Reused != 10 || third.Report.IO.Requests != 3+2 {
+		t.Errorf("after changes: readable %d (want 12), reused %d (want 10), %d requests (want 3 listings + 2 reads)",
+			third.Report.Counts.Readable, third.Report.Counts.Reused, third.Report.IO.Requests)
+	}
+	var gone map[string]any
+	if ok, _ := ns.Get("dalles/2_0.jp2", &gone); ok {
+		t.Error("the deleted tile is still remembered")
+	}
+}
