@@ -126,3 +126,36 @@ func (n *Namespace) Len() (int, error) {
 	})
 	return count, err
 }
+
+// Each decodes every record in key order, stopping at fn's first error.
+func (n *Namespace) Each(fn func(key string, decode func(v any) error) error) error {
+	return n.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(n.bucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, raw []byte) error {
+			return fn(string(k), func(v any) error { return json.Unmarshal(raw, v) })
+		})
+	})
+}
+
+// Delete forgets one record.
+func (n *Namespace) Delete(key string) error {
+	return n.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(n.bucket); b != nil {
+			return b.Delete([]byte(key))
+		}
+		return nil
+	})
+}
+
+// Drop forgets the whole namespace.
+func (n *Namespace) Drop() error {
+	return n.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(n.bucket) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(n.bucket)
+	})
+}

@@ -16,6 +16,9 @@ type Options struct {
 
 	S3Endpoint  string
 	S3PathStyle bool
+	// S3AccessKey and S3SecretKey replace the AWS credential chain (the
+	// service stores each storage's own keys).
+	S3AccessKey, S3SecretKey string
 
 	SFTPKey                   string
 	SFTPKnownHosts            string

@@ -9,18 +9,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/openpcrs/pcrs-indexer/catalog"
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/progress"
+	"github.com/openpcrs/pcrs-indexer/service"
 	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/backends"
@@ -40,6 +43,7 @@ const usage = `pcrs-indexer indexes a storage of PCRS tiles.
 
 Usage:
   pcrs-indexer scan [flags] SOURCE    scan one storage (one livrable)
+  pcrs-indexer serve [flags]          the long-running service (HTTP API, schedule)
   pcrs-indexer sample DIR             write the demo storage into DIR
 
 SOURCE is a folder (/data/tiles, file:///data/tiles), a web server's
@@ -62,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return scan(args[1:], stdout, stderr)
 	case "sample":
 		return sample(args[1:], stdout, stderr)
+	case "serve":
+		return serve(args[1:], stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -257,6 +263,65 @@ func scan(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	printSummary(stdout, res, *out, true)
+	return exitOK
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	data := fs.String("data", "data", "folder holding the embedded store and the outputs")
+	allowPrivate := fs.Bool("allow-private-networks", false, "allow storages on loopback, private or link-local addresses")
+	allowFile := fs.Bool("allow-file-storages", false, "allow local folders as storages")
+	maxScans := fs.Int("max-scans", 2, "scans running at once")
+	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once per scan")
+	s3Endpoint := fs.String("s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "S3 endpoint URL for s3:// storages")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	log := newLogger(stderr, false, true)
+	reg := prometheus.NewRegistry()
+	svc, err := service.New(service.Config{
+		DataDir: *data, AdminToken: os.Getenv("PCRS_INDEXER_ADMIN_TOKEN"),
+		AllowPrivateNetworks: *allowPrivate, AllowFileStorages: *allowFile, S3Endpoint: *s3Endpoint,
+		MaxScans: *maxScans, Concurrency: *concurrency,
+		Registry: backends.Registry(), Registerer: reg, Gatherer: reg, Logger: log,
+	})
+	if err != nil {
+		log.Error("cannot start the service", "error", err)
+		return exitFailed
+	}
+	if os.Getenv("PCRS_INDEXER_ADMIN_TOKEN") == "" {
+		log.Warn("PCRS_INDEXER_ADMIN_TOKEN is not set: admin calls are disabled")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := &http.Server{Addr: *listen, Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go svc.Run(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("serving", "listen", *listen, "data", *data)
+	select {
+	case err = <-errc:
+		log.Error("listening", "error", err)
+		stop()
+		svc.Close()
+		return exitFailed
+	case <-ctx.Done():
+	}
+	// Graceful: stop taking requests, let answers finish, cancel scans
+	// (they resume from the state at the next start).
+	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	if err := svc.Close(); err != nil {
+		log.Error("closing the store", "error", err)
+		return exitFailed
+	}
+	log.Info("stopped")
 	return exitOK
 }
 

@@ -1,0 +1,256 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openpcrs/pcrs-indexer/storage/backends"
+	"github.com/openpcrs/pcrs-indexer/tilegen"
+)
+
+const adminToken = "admin-token-for-tests"
+
+// tileServer serves a small storage through a web server's listings,
+// behind basic auth with password.
+func tileServer(t *testing.T, password string) (*httptest.Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range 3 {
+		tile := tilegen.Tile{EPSG: 2154, X: 700000 + float64(i)*200, Y: 6600200}
+		if err := tile.Write(filepath.Join(dir, "dalles", fmt.Sprintf("t%d.tif", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs := http.StripPrefix("/tiles/", http.FileServer(http.Dir(dir)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pw, _ := r.BasicAuth(); pw != password {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, dir
+}
+
+func newService(t *testing.T, cfg Config) (*Service, *httptest.Server, context.CancelFunc) {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	cfg.Registry = backends.Registry()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	api := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		api.Close()
+		cancel()
+		<-done
+		s.Close()
+	})
+	return s, api, cancel
+}
+
+func call(t *testing.T, method, url, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Token "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+func TestRegisterScanServe(t *testing.T) {
+	const password = "owner-pw-5e1b"
+	tiles, _ := tileServer(t, password)
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true})
+	reg := fmt.Sprintf(`{"url": %q, "name": "Aude", "credentials": {"password": %q}, "livrable": {"projet": "p-1", "licence": "ouvert_lo"}, "interval": "1h"}`,
+		strings.Replace(tiles.URL, "http://", "http://owner@", 1)+"/tiles/", password)
+
+	if code, _ := call(t, "POST", api.URL+"/storages", "", reg); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", code)
+	}
+	if code, _ := call(t, "POST", api.URL+"/storages", "wrong", reg); code != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d, want 401", code)
+	}
+	code, raw := call(t, "POST", api.URL+"/storages", adminToken, reg)
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, raw)
+	}
+	var created struct{ ID string }
+	_ = json.Unmarshal(raw, &created)
+
+	var v view
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, raw = call(t, "GET", api.URL+"/storages/"+created.ID, "", "")
+		_ = json.Unmarshal(raw, &v)
+		if v.LastSuccess != nil || v.LastError != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v.LastSuccess == nil || v.LastCounts == nil || v.LastCounts.Readable != 3 || v.Status != "idle" {
+		t.Fatalf("after the first scan: %s", raw)
+	}
+	if strings.Contains(string(raw), password) {
+		t.Error("the API returned the password")
+	}
+
+	for path, want := range map[string]int{"/storages/" + created.ID + "/dalles.geojson": 3, "/storages/" + created.ID + "/livrables.geojson": 1, "/dalles.geojson": 3, "/livrables.geojson": 1} {
+		code, raw := call(t, "GET", api.URL+path, "", "")
+		var fc struct {
+			Features []struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"features"`
+		}
+		if code != http.StatusOK || json.Unmarshal(raw, &fc) != nil || len(fc.Features) != want {
+			t.Errorf("%s: %d, %d features (want %d)", path, code, len(fc.Features), want)
+			continue
+		}
+		if strings.Contains(string(raw), password) {
+			t.Errorf("%s leaks the password", path)
+		}
+		if fc.Features[0].Properties["licence"] != "ouvert_lo" {
+			t.Errorf("%s: attributes not applied: %v", path, fc.Features[0].Properties)
+		}
+	}
+	if code, raw := call(t, "GET", api.URL+"/storages/"+created.ID+"/report", "", ""); code != http.StatusOK || !bytes.Contains(raw, []byte(`"readable": 3`)) {
+		t.Errorf("report: %d %s", code, raw)
+	}
+	if code, _ := call(t, "POST", api.URL+"/storages/"+created.ID+"/scan", adminToken, ""); code != http.StatusAccepted {
+		t.Errorf("scan request: %d", code)
+	}
+	if code, raw := call(t, "GET", api.URL+"/metrics", "", ""); code != http.StatusOK || !bytes.Contains(raw, []byte("pcrs_indexer_tiles_total")) {
+		t.Errorf("metrics: %d", code)
+	}
+	if code, raw := call(t, "GET", api.URL+"/openapi.json", "", ""); code != http.StatusOK || !json.Valid(raw) {
+		t.Errorf("openapi: %d", code)
+	}
+	if code, _ := call(t, "DELETE", api.URL+"/storages/"+created.ID, adminToken, ""); code != http.StatusNoContent {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _ := call(t, "GET", api.URL+"/storages/"+created.ID, "", ""); code != http.StatusNotFound {
+		t.Errorf("after delete: %d", code)
+	}
+}
+
+func TestAdminDisabledWithoutToken(t *testing.T) {
+	_, api, _ := newService(t, Config{AllowPrivateNetworks: true})
+	if code, _ := call(t, "POST", api.URL+"/storages", "anything", `{"url": "https://example.org/"}`); code != http.StatusForbidden {
+		t.Errorf("admin call without a configured token: %d, want 403", code)
+	}
+	if code, _ := call(t, "GET", api.URL+"/healthz", "", ""); code != http.StatusOK {
+		t.Errorf("healthz: %d", code)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	tiles, dir := tileServer(t, "")
+	_, api, _ := newService(t, Config{AdminToken: adminToken})
+	tests := map[string]string{
+		"loopback":   fmt.Sprintf(`{"url": %q}`, tiles.URL+"/tiles/"),
+		"private":    `{"url": "http://10.1.2.3/tiles/"}`,
+		"link-local": `{"url": "http://169.254.169.254/latest/"}`,
+		"file":       fmt.Sprintf(`{"url": "file://%s"}`, dir),
+		"bad field":  `{"url": "https://example.org/", "pasword": "x"}`,
+		"interval":   `{"url": "https://example.org/", "interval": "5s"}`,
+		"too big":    `{"url": "https://example.org/", "name": "` + strings.Repeat("x", 100<<10) + `"}`,
+	}
+	for name, body := range tests {
+		if code, raw := call(t, "POST", api.URL+"/storages", adminToken, body); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", name, code, raw)
+		}
+	}
+}
+
+func TestDownloadToken(t *testing.T) {
+	tiles, dir := tileServer(t, "")
+	s, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true})
+	code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q}`, tiles.URL+"/tiles/"))
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, raw)
+	}
+	var created struct{ ID string }
+	_ = json.Unmarshal(raw, &created)
+	_, raw = call(t, "POST", api.URL+"/storages/"+created.ID+"/download-token", adminToken, "")
+	var tok struct{ Token string }
+	_ = json.Unmarshal(raw, &tok)
+	want, _ := os.ReadFile(filepath.Join(dir, "dalles/t1.tif"))
+	file := api.URL + "/storages/" + created.ID + "/files/dalles/t1.tif?token=" + tok.Token
+
+	if code, body := call(t, "GET", file, "", ""); code != http.StatusOK || !bytes.Equal(body, want) {
+		t.Errorf("download: %d, %d bytes of %d", code, len(body), len(want))
+	}
+	req, _ := http.NewRequest("GET", file, nil)
+	req.Header.Set("Range", "bytes=100-199")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, want[100:200]) {
+		t.Errorf("range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	expired := s.signToken(created.ID, time.Now().Add(-time.Minute))
+	other := s.signToken("another-storage", time.Now().Add(time.Hour))
+	for name, token := range map[string]string{"none": "", "garbage": "abc.def", "expired": expired, "other storage": other, "tampered": tok.Token[:len(tok.Token)-2] + "AA"} {
+		u := api.URL + "/storages/" + created.ID + "/files/dalles/t1.tif?token=" + token
+		if code, _ := call(t, "GET", u, "", ""); code != http.StatusForbidden {
+			t.Errorf("%s token: %d, want 403", name, code)
+		}
+	}
+}
+
+// TestScheduleSurvivesRestart: storages and their schedule live in the
+// data folder.
+func TestScheduleSurvivesRestart(t *testing.T) {
+	tiles, _ := tileServer(t, "")
+	data := t.TempDir()
+	cfg := Config{DataDir: data, AdminToken: adminToken, AllowPrivateNetworks: true, Registry: backends.Registry()}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(s.Handler())
+	code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q, "interval": "6h"}`, tiles.URL+"/tiles/"))
+	api.Close()
+	s.Close()
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, raw)
+	}
+	s2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	records, err := s2.list()
+	if err != nil || len(records) != 1 || records[0].Interval != 6*time.Hour {
+		t.Fatalf("after restart: %+v, %v", records, err)
+	}
+	if v := s2.view(records[0]); v.Status != "queued" {
+		t.Errorf("a storage never scanned is %q after a restart, want queued", v.Status)
+	}
+}
