@@ -40,6 +40,9 @@ const (
 // failing. The result is still returned, for the report.
 var ErrIncomplete = errors.New("scan incomplete: the storage kept failing")
 
+// ErrTooLarge is a storage over the configured bounds.
+var ErrTooLarge = errors.New("storage too large")
+
 // Progress hears about the scan's advance (a terminal bar, the service's
 // live counts). Advance is called from many workers at once.
 type Progress interface {
@@ -63,7 +66,9 @@ type Config struct {
 	// MaxUnreachable is how many unreachable tiles a scan tolerates before
 	// it counts as failed.
 	MaxUnreachable int
-	Footprint      footprint.Options
+	// MaxObjects bounds the objects listed (0: no bound).
+	MaxObjects int
+	Footprint  footprint.Options
 
 	// State, when set, remembers tiles between scans: unchanged ones are
 	// not read again, and a stopped scan resumes where it was.
@@ -172,6 +177,9 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 
 	var objects []storage.Object
 	if err := storage.Walk(ctx, st, func(o storage.Object) error {
+		if cfg.MaxObjects > 0 && len(objects) >= cfg.MaxObjects {
+			return fmt.Errorf("%w: more than %d objects", ErrTooLarge, cfg.MaxObjects)
+		}
 		objects = append(objects, o)
 		return nil
 	}); err != nil {

@@ -436,6 +436,15 @@ func (brokenList) List(context.Context, string) (storage.Page, error) {
 	return storage.Page{}, errors.New("permission denied")
 }
 
+func TestMaxObjects(t *testing.T) {
+	dir := buildStorage(t)
+	st, _ := local.New(dir)
+	_, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, MaxObjects: 10})
+	if !errors.Is(err, indexer.ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+}
+
 func TestCancelledScan(t *testing.T) {
 	dir := buildStorage(t)
 	st, _ := local.New(dir)

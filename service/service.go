@@ -33,10 +33,12 @@ type Config struct {
 	// DefaultInterval is the rescan interval of storages registered
 	// without one.
 	DefaultInterval time.Duration
-	Registry        *storage.Registry
-	Registerer      prometheus.Registerer
-	Gatherer        prometheus.Gatherer
-	Logger          *slog.Logger
+	// MaxObjects bounds one storage's listing (default 2,000,000).
+	MaxObjects int
+	Registry   *storage.Registry
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
 }
 
 // Credentials are a storage's secrets: stored, never returned, never logged.
@@ -89,6 +91,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.DefaultInterval <= 0 {
 		cfg.DefaultInterval = 24 * time.Hour
+	}
+	if cfg.MaxObjects <= 0 {
+		cfg.MaxObjects = 2_000_000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -281,7 +286,7 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 	defer st.Close()
 	res, err := indexer.Scan(ctx, indexer.Config{
 		Storage: st, Location: r.URL, Backend: u.Scheme, Name: r.Name, Attributes: r.Livrable,
-		Concurrency: s.cfg.Concurrency, State: s.store.Namespace("objects:" + r.ID),
+		Concurrency: s.cfg.Concurrency, MaxObjects: s.cfg.MaxObjects, State: s.store.Namespace("objects:" + r.ID),
 		Logger: log, Progress: p, Metrics: s.metrics,
 	})
 	if res != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,9 +143,11 @@ func TestRegisterScanServe(t *testing.T) {
 	if code, _ := call(t, "POST", api.URL+"/storages/"+created.ID+"/scan", adminToken, ""); code != http.StatusAccepted {
 		t.Errorf("scan request: %d", code)
 	}
-	if code, raw := call(t, "GET", api.URL+"/metrics", "", ""); code != http.StatusOK || !bytes.Contains(raw, []byte("pcrs_indexer_tiles_total")) {
+	code, raw = call(t, "GET", api.URL+"/metrics", "", "")
+	if code != http.StatusOK || !bytes.Contains(raw, []byte("pcrs_indexer_tiles_total")) {
 		t.Errorf("metrics: %d", code)
 	}
+	promtoolCheck(t, raw)
 	if code, raw := call(t, "GET", api.URL+"/openapi.json", "", ""); code != http.StatusOK || !json.Valid(raw) {
 		t.Errorf("openapi: %d", code)
 	}
@@ -153,6 +156,20 @@ func TestRegisterScanServe(t *testing.T) {
 	}
 	if code, _ := call(t, "GET", api.URL+"/storages/"+created.ID, "", ""); code != http.StatusNotFound {
 		t.Errorf("after delete: %d", code)
+	}
+}
+
+// promtoolCheck runs Prometheus's own linter on an exposition.
+func promtoolCheck(t *testing.T, exposition []byte) {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool is not installed: run `make test` (it installs Debian's prometheus package)")
+	}
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(exposition)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -275,5 +276,19 @@ func TestWalkStopsOnError(t *testing.T) {
 	err := Walk(context.Background(), pages, func(Object) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("err = %v, want the callback's", err)
+	}
+}
+
+// deepPages answers every folder with one deeper folder, forever.
+type deepPages struct{ pageStorage }
+
+func (deepPages) List(_ context.Context, c string) (Page, error) {
+	return Page{Dirs: []string{c + "d/"}}, nil
+}
+
+func TestWalkDepthBounded(t *testing.T) {
+	err := Walk(context.Background(), deepPages{}, func(Object) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "folders deep") {
+		t.Errorf("err = %v, want the depth bound", err)
 	}
 }

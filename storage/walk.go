@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -11,6 +12,10 @@ import (
 // ListWorkers is how many folders Walk lists at once: on a remote storage
 // each listing request waits a round trip, and a delivery has many folders.
 const ListWorkers = 8
+
+// MaxDepth bounds how deep Walk descends: a listing generated on the fly
+// could otherwise lead it down forever.
+const MaxDepth = 64
 
 // statWorkers is how many objects of one page are sized at once when the
 // listing gave no exact size (one HEAD each on some web servers).
@@ -71,6 +76,11 @@ func Walk(ctx context.Context, s Storage, fn func(Object) error) error {
 				}
 			}
 			for _, d := range page.Dirs {
+				if strings.Count(strings.Trim(d, "/"), "/") >= MaxDepth && firstErr == nil {
+					firstErr = fmt.Errorf("listing %q: more than %d folders deep", d, MaxDepth)
+					cancel()
+					break
+				}
 				if !seen[d] { // a symlink or a listing loop must not loop us
 					seen[d] = true
 					wg.Add(1)

@@ -29,6 +29,7 @@ import (
 	"github.com/openpcrs/pcrs-indexer/storage/backends"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/push"
 	"golang.org/x/term"
 )
 
@@ -110,6 +111,7 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	sftpKnownHosts := fs.String("sftp-known-hosts", "", "known_hosts file checked for the SFTP host key (default ~/.ssh/known_hosts)")
 	sftpInsecure := fs.Bool("sftp-insecure-ignore-host-key", false, "trust any SFTP host key (insecure)")
 	tolerance := fs.Float64("snap", footprint.DefaultTolerance, "footprint snapping tolerance, in CRS units")
+	pushgateway := fs.String("pushgateway", "", "push the scan's metrics to this Prometheus Pushgateway (job pcrs_indexer, instance = the livrable name)")
 	metricsFile := fs.String("metrics-file", "", "write the scan's metrics here (Prometheus text format, for node_exporter's textfile collector)")
 	statePath := fs.String("state", "", "state file: rescans read only new or changed tiles, and a stopped scan resumes")
 	verbose := fs.Bool("verbose", false, "log every tile set aside, even on a terminal")
@@ -220,11 +222,19 @@ func scan(args []string, stdout, stderr io.Writer) int {
 		log.Error("metrics", "error", err)
 		return exitFailed
 	}
+	// Failed scans are worth metrics too: written whatever the outcome.
 	if *metricsFile != "" {
-		// Failed scans are worth a metric too: written whatever the outcome.
 		defer func() {
 			if err := indexer.WriteMetricsFile(*metricsFile, registry); err != nil {
 				log.Error("writing the metrics file", "error", err)
+			}
+		}()
+	}
+	if *pushgateway != "" {
+		defer func() {
+			err := push.New(*pushgateway, "pcrs_indexer").Gatherer(registry).Grouping("instance", livrableName).Push()
+			if err != nil {
+				log.Error("pushing metrics", "pushgateway", storage.Redact(*pushgateway), "error", err)
 			}
 		}()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -371,5 +372,33 @@ func TestServeGracefulShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		child.Process.Kill()
 		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+// TestPushgateway: --pushgateway PUTs the scan's metrics, with the
+// livrable name as instance.
+func TestPushgateway(t *testing.T) {
+	storageDir := t.TempDir()
+	if err := (tilegen.Tile{EPSG: 2154}).Write(filepath.Join(storageDir, "a.tif")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- r.Method + " " + r.URL.Path + "\n" + string(body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer gw.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"scan", "--out", t.TempDir(), "--name", "aude", "--pushgateway", gw.URL, storageDir}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	select {
+	case req := <-got:
+		if !strings.HasPrefix(req, "PUT /metrics/job/pcrs_indexer/instance/aude\n") || !strings.Contains(req, "pcrs_indexer_tiles_total") {
+			t.Errorf("pushed %.200q", req)
+		}
+	default:
+		t.Fatalf("nothing pushed: %s", stderr.String())
 	}
 }
