@@ -11,9 +11,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian 12's: GDAL 3.6.2 to build, and the real servers the storage
 # backends are tested against.
 APT_BUILD := libgdal-dev pkg-config
-APT_TEST := nginx apache2 lighttpd vsftpd openssh-server prometheus
+APT_TEST := nginx apache2 lighttpd vsftpd openssh-server prometheus chromium
 
-.PHONY: all deps deps-test build demo test lint unit bench clean
+.PHONY: all deps deps-test web build demo test lint unit bench clean
 
 all: build
 
@@ -41,7 +41,15 @@ deps-test: deps
 	@test -x $(TOOLS)/staticcheck || { echo "installing staticcheck $(STATICCHECK_VERSION)"; GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
 	@test -x $(TOOLS)/versitygw || { echo "installing versitygw $(VERSITYGW_VERSION) (a few minutes, once)"; GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); }
 
-build: deps
+# web fetches the map's JavaScript (Leaflet, pinned in package-lock.json)
+# from npm and copies it where the binary embeds it.
+WEB := service/web
+web:
+	@test -f $(WEB)/dist/leaflet.js -a -f $(WEB)/dist/leaflet.css || { \
+		echo "fetching Leaflet from npm"; \
+		cd $(WEB) && npm ci --no-audit --no-fund --silent && cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css dist/; }
+
+build: deps web
 	$(GO) build -o $(BIN) ./cmd/pcrs-indexer
 
 # demo builds a sample storage with GDAL (a hole, an island, broken tiles),
@@ -57,12 +65,12 @@ demo: build
 	@echo "livrables.geojson, properties:"
 	@python3 -c 'import json,sys; f=json.load(open("demo/out/livrables.geojson"))["features"][0]; print(json.dumps(f["properties"], ensure_ascii=False, indent=1)); print("geometry:", f["geometry"]["type"], "with", sum(len(p) for p in f["geometry"]["coordinates"]) if f["geometry"]["type"]=="MultiPolygon" else len(f["geometry"]["coordinates"]), "rings")' 2>/dev/null || head -c 1500 demo/out/livrables.geojson
 
-lint: deps-test
+lint: deps-test web
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.tools/*' -not -path './demo/*')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 
-unit: deps-test
+unit: deps-test web
 	$(GO) test -race -count=1 ./...
 
 test: lint unit

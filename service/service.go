@@ -27,6 +27,9 @@ type Config struct {
 	AllowPrivateNetworks bool
 	AllowFileStorages    bool
 	S3Endpoint           string
+	// Basemap is an optional XYZ tile URL template for the map page; the
+	// page works without one.
+	Basemap string
 	// MaxScans bounds scans running at once; each has Concurrency workers.
 	MaxScans    int
 	Concurrency int
