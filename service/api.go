@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openpcrs/pcrs-indexer/catalog"
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/storage"
@@ -96,6 +97,12 @@ type registration struct {
 	Credentials Credentials          `json:"credentials"`
 	Livrable    *livrable.Attributes `json:"livrable"`
 	Interval    string               `json:"interval"`
+	// Catalog names the livrable in the PCRS exports; its attributes are
+	// joined from there, those given in Livrable overriding them.
+	Catalog *struct {
+		Projet   string `json:"projet"`
+		Livrable string `json:"livrable"`
+	} `json:"catalog"`
 }
 
 func (s *Service) register(w http.ResponseWriter, r *http.Request) {
@@ -120,6 +127,23 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 			fail(w, http.StatusBadRequest, "livrable: %v", err)
 			return
 		}
+	}
+	if reg.Catalog != nil {
+		if s.cfg.Catalog == "" {
+			fail(w, http.StatusBadRequest, "catalog: this service has no catalog configured (--catalog)")
+			return
+		}
+		c, err := catalog.Load(r.Context(), s.cfg.Catalog, nil)
+		if err != nil {
+			fail(w, http.StatusBadGateway, "catalog: %v", err)
+			return
+		}
+		attrs, err := c.Attributes(reg.Catalog.Projet, reg.Catalog.Livrable)
+		if err != nil {
+			fail(w, http.StatusBadRequest, "catalog: %v", err)
+			return
+		}
+		reg.Livrable = livrable.Merge(attrs, reg.Livrable)
 	}
 	u, err := storage.ParseLocation(reg.URL)
 	if err != nil || reg.URL == "" || !strings.Contains(reg.URL, "://") {

@@ -27,6 +27,9 @@ type Config struct {
 	AllowPrivateNetworks bool
 	AllowFileStorages    bool
 	S3Endpoint           string
+	// Catalog is the folder or base URL of the PCRS CSV exports, for
+	// registrations naming a projet/livrable pair.
+	Catalog string
 	// Basemap is an optional XYZ tile URL template for the map page; the
 	// page works without one.
 	Basemap string

@@ -271,3 +271,42 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 		t.Errorf("a storage never scanned is %q after a restart, want queued", v.Status)
 	}
 }
+
+// TestRegisterFromCatalog: a registration naming a projet/livrable pair
+// gets its attributes from the PCRS exports; given ones override them.
+func TestRegisterFromCatalog(t *testing.T) {
+	const id = "11111111-2222-3333-4444-555555555555"
+	cat := t.TempDir()
+	files := map[string]string{
+		"projets.csv":        "id_projet,nom,regime,nature,budget,statut,investigation_date,convention_signee_date,marche_public_en_cours_date,prod_en_cours_date,controle_en_cours_date,realise_date,disponible_date,obsolete_date\n" + id + ",Aude,production,image,,disponible,,,,,,,2024-05-01,\n",
+		"livrables.csv":      "ref_projet,nom_projet,nom,nature,date_livraison,licence,diffusion,diffusion_url,diffusion_layer,stockage,stockage_public,avancement,recouvr_lat,recouvr_lon,focale,cout,publication,crs,compression\n" + id + ",Aude,Ortho,pcrs_image,,ouvert_lo,,,,,,,,,,,,,\n",
+		"subventions.csv":    "ref_projet,nom_projet,nom,nature,montant,echeance\n",
+		"tours-de-table.csv": "ref_projet,nom_projet,nom_acteur,siren_acteur,interlocuteur,mail,telephone,role,finance_part_perc,finance_part_euro\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(cat, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tiles, _ := tileServer(t, "")
+	s, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, Catalog: cat})
+	body := fmt.Sprintf(`{"url": %q, "catalog": {"projet": %q, "livrable": "Ortho"}, "livrable": {"focale": 120}}`, tiles.URL+"/tiles/", id)
+	code, raw := call(t, "POST", api.URL+"/storages", adminToken, body)
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, raw)
+	}
+	var created struct{ ID string }
+	_ = json.Unmarshal(raw, &created)
+	rec, err := s.get(created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rec.Livrable
+	if rec.Name != "Ortho" || a == nil || a.Projet != id || a.Licence != "ouvert_lo" || a.CalendrierCode() != "01" || a.Focale == nil || *a.Focale != 120 {
+		t.Errorf("joined attributes: name %q, %+v", rec.Name, a)
+	}
+	bad := fmt.Sprintf(`{"url": %q, "catalog": {"projet": %q, "livrable": "Nope"}}`, tiles.URL+"/tiles/", id)
+	if code, raw := call(t, "POST", api.URL+"/storages", adminToken, bad); code != http.StatusBadRequest || !strings.Contains(string(raw), "Nope") {
+		t.Errorf("unknown livrable: %d %s", code, raw)
+	}
+}

@@ -286,6 +286,7 @@ func serve(args []string, stderr io.Writer) int {
 	maxScans := fs.Int("max-scans", 2, "scans running at once")
 	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once per scan")
 	s3Endpoint := fs.String("s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "S3 endpoint URL for s3:// storages")
+	catalogLoc := fs.String("catalog", "", "folder or base URL of the PCRS CSV exports, for registrations naming a projet/livrable pair")
 	basemap := fs.String("basemap", "", "XYZ tile URL template drawn under the map's footprints (none by default)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -297,7 +298,7 @@ func serve(args []string, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	svc, err := service.New(service.Config{
 		DataDir: *data, AdminToken: os.Getenv("PCRS_INDEXER_ADMIN_TOKEN"),
-		AllowPrivateNetworks: *allowPrivate, AllowFileStorages: *allowFile, S3Endpoint: *s3Endpoint, Basemap: *basemap,
+		AllowPrivateNetworks: *allowPrivate, AllowFileStorages: *allowFile, S3Endpoint: *s3Endpoint, Basemap: *basemap, Catalog: *catalogLoc,
 		MaxScans: *maxScans, Concurrency: *concurrency,
 		Registry: backends.Registry(), Registerer: reg, Gatherer: reg, Logger: log,
 	})
