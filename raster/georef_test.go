@@ -61,26 +61,7 @@ func TestFastGeorefAgreesWithGDAL(t *testing.T) {
 				t.Fatalf("fast path used = %v, want %v", used, tt.fast)
 			}
 
-			gdalOnly = true
-			want, werr := Inspect(context.Background(), src, obj, nil)
-			gdalOnly = false
-			got, gerr := Inspect(context.Background(), src, obj, nil)
-			if (werr == nil) != (gerr == nil) {
-				t.Fatalf("GDAL: %v; fast path: %v", werr, gerr)
-			}
-			if werr != nil {
-				return
-			}
-			for i := range 6 {
-				if math.Abs(got.GeoTransform[i]-want.GeoTransform[i]) > 1e-9*math.Max(1, math.Abs(want.GeoTransform[i])) {
-					t.Errorf("geotransform %v, GDAL %v", got.GeoTransform, want.GeoTransform)
-					break
-				}
-			}
-			got.GeoTransform = want.GeoTransform
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("header %+v\nGDAL   %+v", got, want)
-			}
+			agreesWithGDAL(t, src, obj)
 		})
 	}
 }
@@ -124,27 +105,34 @@ func TestFastJP2AgreesWithGDAL(t *testing.T) {
 			if used != tt.fast {
 				t.Errorf("fast reader used = %v, want %v", used, tt.fast)
 			}
-			gdalOnly = true
-			want, werr := Inspect(context.Background(), src, obj, nil)
-			gdalOnly = false
-			got, gerr := Inspect(context.Background(), src, obj, nil)
-			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
-				t.Fatalf("GDAL: %v; fast: %v", werr, gerr)
-			}
-			if werr != nil {
-				return
-			}
-			for i := range 6 {
-				if math.Abs(got.GeoTransform[i]-want.GeoTransform[i]) > 1e-9*math.Max(1, math.Abs(want.GeoTransform[i])) {
-					t.Errorf("geotransform %v, GDAL %v", got.GeoTransform, want.GeoTransform)
-					break
-				}
-			}
-			got.GeoTransform = want.GeoTransform
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("header %+v\nGDAL   %+v", got, want)
-			}
+			agreesWithGDAL(t, src, obj)
 		})
+	}
+}
+
+// agreesWithGDAL inspects obj with and without the fast paths: same
+// verdict, same header (geotransforms to 1e-9).
+func agreesWithGDAL(t *testing.T, src Source, obj File) {
+	t.Helper()
+	gdalOnly = true
+	want, werr := Inspect(context.Background(), src, obj, nil)
+	gdalOnly = false
+	got, gerr := Inspect(context.Background(), src, obj, nil)
+	if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+		t.Fatalf("GDAL: %v; fast path: %v", werr, gerr)
+	}
+	if werr != nil {
+		return
+	}
+	for i := range 6 {
+		if math.Abs(got.GeoTransform[i]-want.GeoTransform[i]) > 1e-9*math.Max(1, math.Abs(want.GeoTransform[i])) {
+			t.Errorf("geotransform %v, GDAL %v", got.GeoTransform, want.GeoTransform)
+			break
+		}
+	}
+	got.GeoTransform = want.GeoTransform
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("header %+v\nGDAL   %+v", got, want)
 	}
 }
 

@@ -310,3 +310,18 @@ func TestRegisterFromCatalog(t *testing.T) {
 		t.Errorf("unknown livrable: %d %s", code, raw)
 	}
 }
+
+// TestUnreachableStorageRefused: a registration is checked by connecting.
+func TestUnreachableStorageRefused(t *testing.T) {
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true})
+	closed := httptest.NewServer(http.NotFoundHandler())
+	url := closed.URL
+	closed.Close()
+	code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q, "credentials": {"password": "pw-9d2c"}}`, url+"/tiles/"))
+	if code != http.StatusUnprocessableEntity || strings.Contains(string(raw), "pw-9d2c") {
+		t.Errorf("unreachable storage: %d %s, want 422", code, raw)
+	}
+	if _, raw := call(t, "GET", api.URL+"/storages", "", ""); string(bytes.TrimSpace(raw)) != "[]" {
+		t.Errorf("a refused storage was kept: %s", raw)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/storage"
@@ -133,14 +132,7 @@ func TestReconnectsAfterDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r := storage.Retrying(s, storage.RetryPolicy{Attempts: 4, Base: 10 * time.Millisecond, Max: 50 * time.Millisecond})
-	for i := range 3 {
-		proxy.CutAll()
-		p := make([]byte, 3)
-		if n, err := r.ReadAt(context.Background(), "a.tif", p, 2); err != nil || string(p[:n]) != "cde" {
-			t.Fatalf("read %d after a drop: %q, %v", i, p[:n], err)
-		}
-	}
+	storagetest.SurvivesDrops(t, s, proxy.CutAll, "a.tif", []byte("abcdef"))
 	if proxy.Accepted() < 2 {
 		t.Errorf("%d connections: the storage did not reconnect", proxy.Accepted())
 	}

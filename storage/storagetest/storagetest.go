@@ -223,3 +223,19 @@ func keysOf(m map[string]storage.Object) []string {
 	sort.Strings(out)
 	return out
 }
+
+// SurvivesDrops reads key three times, cutting every connection before
+// each read (cut): through the retrying decorator each read must return
+// the object's bytes at offset 2, the backend reconnecting by itself.
+func SurvivesDrops(t *testing.T, s storage.Storage, cut func(), key string, content []byte) {
+	t.Helper()
+	r := storage.Retrying(s, storage.RetryPolicy{Attempts: 4, Base: 10 * time.Millisecond, Max: 50 * time.Millisecond})
+	for i := range 3 {
+		cut()
+		p := make([]byte, 3)
+		n, err := r.ReadAt(context.Background(), key, p, 2)
+		if err != nil || !bytes.Equal(p[:n], content[2:5]) {
+			t.Fatalf("read %d after a drop: %q, %v", i, p[:n], err)
+		}
+	}
+}
