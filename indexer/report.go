@@ -15,6 +15,9 @@ type ProblemEntry struct {
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
 	Detail string `json:"detail"`
+	// Geometry is the tile's outline in WGS84 when its header placed it
+	// (a transfer cut short), for maps.
+	Geometry *geometry `json:"geometry,omitempty"`
 }
 
 // Counts are report.json's counts.

@@ -119,6 +119,9 @@ type Tile struct {
 	Siblings []storage.Object
 	// Reused is true when the verdict comes from the previous scan.
 	Reused bool
+	// placed is where a problem tile stands, when its header said (a
+	// transfer cut short): report.json draws it.
+	placed *footprint.Tile
 }
 
 // Result is a finished scan, ready to publish.
@@ -228,6 +231,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
+	placeProblems(tiles, cfg.Footprint, log)
 	res := &Result{Tiles: tiles, footprint: cfg.Footprint}
 	res.Livrable = LivrableInfo{Name: cfg.Name, Storage: location}
 	if cfg.Attributes != nil {
@@ -293,6 +297,25 @@ func selectTiles(objects []storage.Object) []Tile {
 	return tiles
 }
 
+// placeProblems gives the problems whose tile could be placed their
+// WGS84 outline, for the report and the map.
+func placeProblems(tiles []Tile, opts footprint.Options, log *slog.Logger) {
+	var ps footprint.Projectors
+	defer ps.Close()
+	for i := range tiles {
+		t := &tiles[i]
+		if t.placed == nil || t.Problem == nil || t.Problem.Geometry != nil {
+			continue
+		}
+		poly, err := ps.TilePolygon(*t.placed, opts)
+		if err != nil {
+			log.Warn("placing a problem tile", "path", t.Object.Key, "error", err)
+			continue
+		}
+		t.Problem.Geometry = polygonGeometry(poly)
+	}
+}
+
 // recall takes the tile's verdict from the state when the object has not
 // changed since.
 func recall(st State, t *Tile, log *slog.Logger) bool {
@@ -341,6 +364,11 @@ func inspect(ctx context.Context, st storage.Storage, t *Tile) {
 			return
 		}
 		t.Problem = classify(err)
+		var p *raster.Problem
+		if errors.As(err, &p) && p.Header != nil {
+			placed := placement(p.Header)
+			t.placed = &placed
+		}
 		return
 	}
 	place(t, h)
@@ -349,15 +377,21 @@ func inspect(ctx context.Context, st storage.Storage, t *Tile) {
 // place sets the tile's header and footprint.
 func place(t *Tile, h *raster.Header) {
 	t.Header = h
-	t.Polygon = footprint.Tile{EPSG: h.EPSG}
+	t.Polygon = placement(h)
+}
+
+// placement is a tile's footprint in its CRS.
+func placement(h *raster.Header) footprint.Tile {
+	ft := footprint.Tile{EPSG: h.EPSG}
 	if h.NorthUp() {
 		b := h.Box()
-		t.Polygon.Box = footprint.Box{MinX: b[0], MinY: b[1], MaxX: b[2], MaxY: b[3]}
+		ft.Box = footprint.Box{MinX: b[0], MinY: b[1], MaxX: b[2], MaxY: b[3]}
 	} else {
 		c := h.Corners()
-		t.Polygon.Quad = orb.Polygon{{c[0], c[1], c[2], c[3], c[0]}}
-		footprint.Orient(orb.MultiPolygon{t.Polygon.Quad})
+		ft.Quad = orb.Polygon{{c[0], c[1], c[2], c[3], c[0]}}
+		footprint.Orient(orb.MultiPolygon{ft.Quad})
 	}
+	return ft
 }
 
 func classify(err error) *ProblemEntry {

@@ -149,6 +149,13 @@ func TestScanEndToEnd(t *testing.T) {
 			t.Errorf("%s: reason %q, want %q", path, got[path], reason)
 		}
 	}
+	// A tile whose header was read before the cut is placed, for maps;
+	// a tile without georeferencing cannot be.
+	for _, p := range report.Problems {
+		if placed := p.Geometry != nil; placed != (p.Path == "dalles/coupee.tif") {
+			t.Errorf("%s: placed = %v", p.Path, placed)
+		}
+	}
 	// The header of every non-empty tile fits in one block: one read each
 	// for 16 tiles, plus one request per folder listed (root, dalles, ilot).
 	if want := int64(3 + 16); report.IO.Requests != want {

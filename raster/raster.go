@@ -42,6 +42,9 @@ var (
 type Problem struct {
 	Reason error
 	Detail string
+	// Header is what the header said, when it could be read (a transfer
+	// cut short): enough to place the tile on a map.
+	Header *Header
 }
 
 func (p *Problem) Error() string { return p.Reason.Error() + ": " + p.Detail }
@@ -163,7 +166,7 @@ func inspect(o *openObject, name string, obj File, siblings []File) (*Header, er
 		if fileKind(head[:n]) == "jp2" {
 			if h, ok := fastJP2(o, o.file(obj.Key)); ok {
 				if err := checkJP2(o, o.file(obj.Key)); err != nil {
-					return nil, err
+					return nil, withHeader(err, h)
 				}
 				return h, nil
 			}
@@ -207,9 +210,18 @@ func inspect(o *openObject, name string, obj File, siblings []File) (*Header, er
 		if serr := o.storageErr(); serr != nil {
 			return nil, serr
 		}
-		return nil, err
+		return nil, withHeader(err, h)
 	}
 	return h, nil
+}
+
+// withHeader attaches the header read to a problem found after it.
+func withHeader(err error, h *Header) error {
+	var p *Problem
+	if errors.As(err, &p) && h.EPSG != 0 {
+		p.Header = h
+	}
+	return err
 }
 
 func readHeader(ds *godal.Dataset, fast georef) (*Header, *Problem) {

@@ -52,7 +52,7 @@ func TestMapInChromium(t *testing.T) {
 		t.Fatalf("chromium: %v\n%s", err, out)
 	}
 	dom := string(out)
-	for _, want := range []string{`data-ready="true"`, `data-footprints="1"`, `data-tiles="3"`, `data-storage="` + created.ID + `"`} {
+	for _, want := range []string{`data-ready="true"`, `data-footprints="1"`, `data-tiles="3"`, `data-problems="1"`, `data-storage="` + created.ID + `"`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page lacks %s", want)
 		}
@@ -62,6 +62,12 @@ func TestMapInChromium(t *testing.T) {
 	}
 	if n := len(regexp.MustCompile(`<path[^>]*class="tile leaflet-interactive"`).FindAllString(dom, -1)); n != 3 {
 		t.Errorf("%d tile paths drawn, want 3", n)
+	}
+	if n := len(regexp.MustCompile(`<path[^>]*class="problem leaflet-interactive"`).FindAllString(dom, -1)); n != 1 {
+		t.Errorf("%d problem tiles drawn, want the one cut short", n)
+	}
+	if !strings.Contains(dom, "coupee.tif") {
+		t.Error("the panel does not list the problem tile")
 	}
 	// Names are text, never markup.
 	if strings.Contains(dom, "<b>2024</b>") || !strings.Contains(dom, "Aude &lt;b&gt;2024&lt;/b&gt;") {

@@ -32,6 +32,14 @@ func tileServer(t *testing.T, password string) (*httptest.Server, string) {
 			t.Fatal(err)
 		}
 	}
+	// A transfer cut short: a problem the map can still place.
+	cut := filepath.Join(dir, "dalles", "coupee.tif")
+	if err := (tilegen.Tile{EPSG: 2154, X: 700600, Y: 6600200, Width: 1000, Creation: []string{"COMPRESS=LZW"}}).Write(cut); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(cut); err != nil || tilegen.Truncate(cut, fi.Size()/2) != nil {
+		t.Fatal("cannot truncate the fixture")
+	}
 	fs := http.StripPrefix("/tiles/", http.FileServer(http.Dir(dir)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pw, _ := r.BasicAuth(); pw != password {

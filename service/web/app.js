@@ -26,6 +26,7 @@
   const storages = (await getJSON('/storages')) || [];
   const list = document.getElementById('storages');
   let drawn = 0;
+  let problemsDrawn = 0;
   for (const s of storages) {
     const li = el('li');
     li.dataset.storage = s.id;
@@ -50,6 +51,14 @@
       drawn += fc.features.length;
     }
     const report = await getJSON(`/storages/${s.id}/report`);
+    for (const p of (report ? report.problems : [])) {
+      if (!p.geometry) continue; // not georeferenced: nowhere to draw it
+      L.geoJSON({ type: 'Feature', geometry: p.geometry, properties: p }, {
+        style: { color: '#b00020', weight: 2, fillOpacity: 0.3, className: 'problem' },
+        onEachFeature: (f, layer) => layer.bindPopup(el('div', '', `${p.path} : ${p.reason} (${p.detail})`)),
+      }).addTo(outlines);
+      problemsDrawn++;
+    }
     if (report && report.problems.length) {
       const ul = el('ul', 'problems');
       for (const p of report.problems.slice(0, 20)) ul.append(el('li', '', `${p.path} : ${p.reason} (${p.detail})`));
@@ -88,6 +97,7 @@
   await showTiles();
 
   document.body.dataset.footprints = String(drawn);
+  document.body.dataset.problems = String(problemsDrawn);
   document.body.dataset.tiles = String(map.hasLayer(tiles) ? tileCount : 0);
   document.body.dataset.ready = 'true';
 })();
