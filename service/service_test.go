@@ -333,3 +333,53 @@ func TestUnreachableStorageRefused(t *testing.T) {
 		t.Errorf("a refused storage was kept: %s", raw)
 	}
 }
+
+// TestScanCap: at most MaxScans scans at once, one per storage, however
+// often scans are requested.
+func TestScanCap(t *testing.T) {
+	s, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, MaxScans: 2, Concurrency: 1})
+	var ids []string
+	for range 3 {
+		tiles, _ := tileServer(t, "")
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(30 * time.Millisecond)
+			tiles.Config.Handler.ServeHTTP(w, r)
+		}))
+		t.Cleanup(slow.Close)
+		code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q}`, slow.URL+"/tiles/"))
+		if code != http.StatusCreated {
+			t.Fatalf("register: %d %s", code, raw)
+		}
+		var created struct{ ID string }
+		_ = json.Unmarshal(raw, &created)
+		ids = append(ids, created.ID)
+	}
+	maxRunning := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, id := range ids {
+			call(t, "POST", api.URL+"/storages/"+id+"/scan", adminToken, "") // keep asking
+		}
+		s.mu.Lock()
+		maxRunning = max(maxRunning, len(s.running))
+		s.mu.Unlock()
+		done := 0
+		for _, id := range ids {
+			if r, err := s.get(id); err == nil && r.LastSuccess != nil {
+				done++
+			}
+		}
+		if done == len(ids) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if maxRunning > 2 || maxRunning == 0 {
+		t.Errorf("%d scans ran at once, want 1 or 2", maxRunning)
+	}
+	for _, id := range ids {
+		if r, _ := s.get(id); r == nil || r.LastSuccess == nil {
+			t.Errorf("storage %s never scanned", id)
+		}
+	}
+}

@@ -8,11 +8,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/httpdir"
 )
 
 // TestIgnoredRange: a server that ignores Range answers 200 with the whole
@@ -115,5 +119,34 @@ func TestBasicAuthAndErrors(t *testing.T) {
 	noPw := open(t, u)
 	if _, err := noPw.List(context.Background(), ""); err == nil || errors.Is(err, storage.ErrTransient) || !strings.Contains(err.Error(), "401") {
 		t.Errorf("without the password: err = %v, want a final 401", err)
+	}
+}
+
+// TestHTTPS: listings and ranged reads over TLS.
+func TestHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "z"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "z", "a b.tif"), []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.StripPrefix("/tiles/", http.FileServer(http.Dir(dir))))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL + "/tiles/")
+	s, err := httpdir.New(u, "", srv.Client().Transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []storage.Object
+	if err := storage.Walk(context.Background(), s, func(o storage.Object) error { got = append(got, o); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Key != "z/a b.tif" || got[0].Size != 10 {
+		t.Fatalf("listed %+v", got)
+	}
+	p := make([]byte, 4)
+	if n, err := s.ReadAt(context.Background(), "z/a b.tif", p, 3); err != nil || string(p[:n]) != "3456" {
+		t.Errorf("read %q, %v", p[:n], err)
 	}
 }
