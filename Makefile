@@ -82,7 +82,7 @@ bench: deps-test
 	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./footprint/ | tee /dev/stderr | awk '\
 		/^BenchmarkUnion\/tiles=100000 /{u=$$3} /^BenchmarkUnionGEOS\/tiles=100000 /{g=$$3} /^BenchmarkUnion\/tiles=1000000 /{m=$$3} \
 		END{ if (u && g) printf "\nfootprint: 1,000,000 tiles unioned in %.3f s on one core; exact union %.1fx faster than GEOS cascaded union at 100,000 tiles\n\n", m/1e9, g/u; else { print "bench: footprint results missing"; exit 1 } }'
-	@$(GO) test -run '^$$' -bench BenchmarkRemoteScan -benchtime 1x ./indexer/ | grep -E '^(Benchmark|remote scan)'
+	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkRemoteScan -benchtime 1x ./indexer/ | grep -E '^(Benchmark|remote scan|--- FAIL|    )'
 
 clean:
 	rm -rf bin demo out
