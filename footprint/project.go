@@ -232,3 +232,14 @@ func GeneralUnion(parts ...orb.MultiPolygon) (orb.MultiPolygon, error) {
 	Orient(mp)
 	return mp, nil
 }
+
+// Valid asks GEOS whether mp is a valid geometry by OGC rules.
+func Valid(mp orb.MultiPolygon) (bool, error) {
+	registerOnce.Do(godal.RegisterAll)
+	g, err := godal.NewGeometryFromWKT(wkt.MarshalString(mp), nil)
+	if err != nil {
+		return false, err
+	}
+	defer g.Close()
+	return g.Valid(), nil
+}

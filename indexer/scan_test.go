@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airbusgeo/godal"
+	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/storage"
@@ -481,14 +481,8 @@ func snapshot(t *testing.T, dir string) map[string]string {
 
 func assertValid(t *testing.T, mp orb.MultiPolygon) {
 	t.Helper()
-	godal.RegisterAll()
-	g, err := godal.NewGeometryFromWKT(wkt.MarshalString(mp), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	if !g.Valid() {
-		t.Errorf("invalid geometry %s", wkt.MarshalString(mp))
+	if ok, err := footprint.Valid(mp); err != nil || !ok {
+		t.Errorf("invalid geometry (%v): %s", err, wkt.MarshalString(mp))
 	}
 	for _, p := range mp {
 		for i, r := range p {
