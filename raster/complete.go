@@ -26,35 +26,19 @@ func checkComplete(o *openObject, obj File, ds *godal.Dataset, h *Header) error 
 // cut. Only bytes already fetched for GDAL are looked at past the codestream
 // start, so the check costs no request.
 func checkJP2(o *openObject, f *cachedFile) error {
-	var off int64
-	hdr := make([]byte, 16)
-	for off < f.size {
-		if _, err := f.readAt(o, hdr[:8], off); err != nil {
+	for off := int64(0); off < f.size; {
+		b, ok := boxAt(o, f, off, f.size, true)
+		switch {
+		case !ok:
 			return problem(ErrCorrupt, "JPEG 2000 box header at byte %d cut short (object holds %d bytes)", off, f.size)
+		case b.size < b.hdr:
+			return problem(ErrCorrupt, "JPEG 2000 box %q at byte %d declares an impossible length %d", b.typ, off, b.size)
+		case b.end() > f.size:
+			return problem(ErrCorrupt, "JPEG 2000 box %q at byte %d declares %d bytes, ending at byte %d, but the object holds %d bytes: transfer cut short", b.typ, off, b.size, b.end(), f.size)
+		case b.typ == "jp2c":
+			return checkCodestream(o, f, b.body(), b.end())
 		}
-		length := int64(binary.BigEndian.Uint32(hdr[:4]))
-		typ := string(hdr[4:8])
-		headerLen := int64(8)
-		switch length {
-		case 0: // runs to the end of the file
-			length = f.size - off
-		case 1:
-			if _, err := f.readAt(o, hdr[8:16], off+8); err != nil {
-				return problem(ErrCorrupt, "JPEG 2000 box %q at byte %d cut short", typ, off)
-			}
-			length = int64(binary.BigEndian.Uint64(hdr[8:16]))
-			headerLen = 16
-		}
-		if length < headerLen {
-			return problem(ErrCorrupt, "JPEG 2000 box %q at byte %d declares an impossible length %d", typ, off, length)
-		}
-		if off+length > f.size {
-			return problem(ErrCorrupt, "JPEG 2000 box %q at byte %d declares %d bytes, ending at byte %d, but the object holds %d bytes: transfer cut short", typ, off, length, off+length, f.size)
-		}
-		if typ == "jp2c" {
-			return checkCodestream(o, f, off+headerLen, off+length)
-		}
-		off += length
+		off = b.end()
 	}
 	return nil
 }
@@ -62,13 +46,13 @@ func checkJP2(o *openObject, f *cachedFile) error {
 // checkCodestream follows the chain of tile-parts (SOT markers' Psot) as far
 // as the cached bytes go.
 func checkCodestream(o *openObject, f *cachedFile, start, end int64) error {
-	buf := make([]byte, 12)
-	if _, err := f.readAt(o, buf[:4], start); err != nil || buf[0] != 0xFF || buf[1] != 0x4F {
+	if soc, ok := f.peek(o, start, 2); !ok || soc[0] != 0xFF || soc[1] != 0x4F {
 		return problem(ErrCorrupt, "JPEG 2000 codestream at byte %d does not start with SOC", start)
 	}
 	pos := start + 2
-	for pos+4 <= end && f.cached(pos, 12) {
-		if _, err := f.readAt(o, buf[:12], pos); err != nil {
+	for pos+4 <= end {
+		buf, ok := f.peek(o, pos, 12)
+		if !ok {
 			return nil
 		}
 		if buf[0] != 0xFF {

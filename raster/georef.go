@@ -62,53 +62,33 @@ func jp2GML(o *openObject, f *cachedFile) ([]byte, bool) {
 	var found []byte
 	var walk func(start, end int64, depth int, label string) bool
 	walk = func(start, end int64, depth int, label string) bool {
-		hdr := make([]byte, 16)
 		for off := start; off+8 <= end; {
-			if !f.cached(off, 16) {
-				return false
-			}
-			if _, err := f.readAt(o, hdr, off); err != nil {
-				return false
-			}
-			length := int64(binary.BigEndian.Uint32(hdr[:4]))
-			typ := string(hdr[4:8])
-			h := int64(8)
-			switch length {
-			case 0:
-				length = end - off
-			case 1:
-				length, h = int64(binary.BigEndian.Uint64(hdr[8:16])), 16
-			}
-			if length < h || off+length > end {
+			b, ok := boxAt(o, f, off, end, false)
+			if !ok || !b.fits(end) {
 				return false
 			}
 			switch {
-			case typ == "jp2c":
+			case b.typ == "jp2c":
 				return found != nil
-			case typ == "asoc" && depth < 3:
-				if walk(off+h, off+length, depth+1, "") {
+			case b.typ == "asoc" && depth < 3:
+				if walk(b.body(), b.end(), depth+1, "") {
 					return true
 				}
-			case typ == "lbl ":
-				b := make([]byte, min(length-h, 64))
-				if !f.cached(off+h, len(b)) {
+			case b.typ == "lbl ":
+				text, ok := f.peek(o, b.body(), int(min(b.size-b.hdr, 64)))
+				if !ok {
 					return false
 				}
-				if _, err := f.readAt(o, b, off+h); err != nil {
+				label = strings.TrimRight(string(text), "\x00")
+			case b.typ == "xml " && label == "gml.root-instance" && found == nil:
+				if b.size-b.hdr > BlockSize {
 					return false
 				}
-				label = strings.TrimRight(string(b), "\x00")
-			case typ == "xml " && label == "gml.root-instance" && found == nil:
-				n := length - h
-				if n > BlockSize || !f.cached(off+h, int(n)) {
-					return false
-				}
-				found = make([]byte, n)
-				if _, err := f.readAt(o, found, off+h); err != nil {
+				if found, ok = f.peek(o, b.body(), int(b.size-b.hdr)); !ok {
 					return false
 				}
 			}
-			off += length
+			off = b.end()
 		}
 		return found != nil
 	}
@@ -198,12 +178,10 @@ func epsgFromURN(s string) (int, bool) {
 // GeoKeyDirectory, in the bytes already cached.
 func tiffEPSG(o *openObject, f *cachedFile) (int, bool) {
 	read := func(off int64, n int) ([]byte, bool) {
-		if off < 0 || n <= 0 || n > BlockSize || !f.cached(off, n) {
+		if n > BlockSize {
 			return nil, false
 		}
-		b := make([]byte, n)
-		_, err := f.readAt(o, b, off)
-		return b, err == nil
+		return f.peek(o, off, n)
 	}
 	head, ok := read(0, 16)
 	if !ok {

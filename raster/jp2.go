@@ -20,46 +20,23 @@ func fastJP2(o *openObject, f *cachedFile) (*Header, bool) {
 		haveIHDR, haveCS  bool
 		csStart           int64 = -1
 	)
-	hdr := make([]byte, 16)
-	box := func(off, end int64) (typ string, h, length int64, ok bool) {
-		if off+8 > end || !f.cached(off, 16) {
-			return "", 0, 0, false
-		}
-		if _, err := f.readAt(o, hdr, off); err != nil && off+16 <= f.size {
-			return "", 0, 0, false
-		}
-		length, h = int64(binary.BigEndian.Uint32(hdr[:4])), 8
-		switch length {
-		case 0:
-			length = end - off
-		case 1:
-			length, h = int64(binary.BigEndian.Uint64(hdr[8:16])), 16
-		}
-		if length < h || off+length > end {
-			return "", 0, 0, false
-		}
-		return string(hdr[4:8]), h, length, true
-	}
 	for off := int64(0); off < f.size && csStart < 0; {
-		typ, h, length, ok := box(off, f.size)
-		if !ok {
+		b, ok := boxAt(o, f, off, f.size, false)
+		if !ok || !b.fits(f.size) {
 			return nil, false
 		}
-		switch typ {
+		switch b.typ {
 		case "jp2h":
-			for sub := off + h; sub < off+length; {
-				st, sh, sl, ok := box(sub, off+length)
+			for sub := b.body(); sub < b.end(); {
+				sb, ok := boxAt(o, f, sub, b.end(), false)
+				if !ok || !sb.fits(b.end()) {
+					return nil, false
+				}
+				body, ok := f.peek(o, sb.body(), int(min(sb.size-sb.hdr, 64)))
 				if !ok {
 					return nil, false
 				}
-				body := make([]byte, min(sl-sh, 64))
-				if !f.cached(sub+sh, len(body)) {
-					return nil, false
-				}
-				if _, err := f.readAt(o, body, sub+sh); err != nil {
-					return nil, false
-				}
-				switch st {
+				switch sb.typ {
 				case "ihdr":
 					if len(body) < 14 {
 						return nil, false
@@ -76,12 +53,12 @@ func fastJP2(o *openObject, f *cachedFile) (*Header, bool) {
 				default: // cdef, pclr, cmap, bpcc…
 					return nil, false
 				}
-				sub += sl
+				sub = sb.end()
 			}
 		case "jp2c":
-			csStart = off + h
+			csStart = b.body()
 		}
-		off += length
+		off = b.end()
 	}
 	if !haveIHDR || !haveCS || csStart < 0 {
 		return nil, false
@@ -97,23 +74,15 @@ func fastJP2(o *openObject, f *cachedFile) (*Header, bool) {
 	}
 
 	// Codestream main header: SOC, SIZ, then markers up to COD.
-	read := func(off int64, n int) ([]byte, bool) {
-		if !f.cached(off, n) {
-			return nil, false
-		}
-		b := make([]byte, n)
-		_, err := f.readAt(o, b, off)
-		return b, err == nil
-	}
-	soc, ok := read(csStart, 4)
+	soc, ok := f.peek(o, csStart, 4)
 	if !ok || soc[0] != 0xFF || soc[1] != 0x4F || soc[2] != 0xFF || soc[3] != 0x51 {
 		return nil, false
 	}
-	lsiz, ok := read(csStart+4, 2)
+	lsiz, ok := f.peek(o, csStart+4, 2)
 	if !ok {
 		return nil, false
 	}
-	siz, ok := read(csStart+4, int(binary.BigEndian.Uint16(lsiz)))
+	siz, ok := f.peek(o, csStart+4, int(binary.BigEndian.Uint16(lsiz)))
 	if !ok || len(siz) < 38 {
 		return nil, false
 	}
@@ -141,14 +110,14 @@ func fastJP2(o *openObject, f *cachedFile) (*Header, bool) {
 	}
 	var transform byte = 0xFF
 	for pos := csStart + 4 + int64(len(siz)); transform == 0xFF; {
-		m, ok := read(pos, 4)
+		m, ok := f.peek(o, pos, 4)
 		if !ok || m[0] != 0xFF {
 			return nil, false
 		}
 		seg := int64(binary.BigEndian.Uint16(m[2:4]))
 		switch m[1] {
 		case 0x52: // COD
-			cod, ok := read(pos+4, 10)
+			cod, ok := f.peek(o, pos+4, 10)
 			if !ok {
 				return nil, false
 			}

@@ -316,8 +316,7 @@ func (s *Service) options(r Record) storage.Options {
 		S3Endpoint:  s.cfg.S3Endpoint,
 		S3PathStyle: s.cfg.S3Endpoint != "",
 		S3AccessKey: r.Credentials.S3AccessKey, S3SecretKey: r.Credentials.S3SecretKey,
-		// The service has no known_hosts of its own to check against.
-		SFTPInsecureIgnoreHostKey: false,
+		// SFTP host keys are checked against the service user's known_hosts.
 	}
 }
 

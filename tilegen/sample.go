@@ -52,20 +52,22 @@ func Sample(dir string) (int, error) {
 	n++
 
 	broken := map[string][]byte{
-		"dalles/vide.jp2":          nil,
-		"dalles/erreur-404.jp2":    []byte(HTMLErrorPage),
-		"dalles/illisible.tif":     []byte("this is not a GeoTIFF, whatever its name says\n"),
+		"dalles/vide.jp2":       nil,
+		"dalles/erreur-404.jp2": []byte(HTMLErrorPage),
+		"dalles/illisible.tif":  []byte("this is not a GeoTIFF, whatever its name says\n"),
+	}
+	others := map[string][]byte{
 		"LISEZMOI.txt":             []byte("Livraison PCRS image - exemple généré par pcrs-indexer\n"),
 		"metadonnees/livrable.xml": []byte("<?xml version=\"1.0\"?><livrable/>\n"),
 	}
-	for name, content := range broken {
-		if err := WriteFile(filepath.Join(dir, name), content); err != nil {
-			return n, err
-		}
-		if IsTileName(name) {
-			n++
+	for _, files := range []map[string][]byte{broken, others} {
+		for name, content := range files {
+			if err := WriteFile(filepath.Join(dir, name), content); err != nil {
+				return n, err
+			}
 		}
 	}
+	n += len(broken)
 	// A transfer cut short, a tile without georeferencing, one without CRS.
 	cut := filepath.Join(dir, "dalles", "coupee.jp2")
 	if err := (Tile{Driver: "JP2OpenJPEG", EPSG: 2154, X: sampleX0 + 7*200, Y: sampleY0 + 200, Width: 1000, Creation: []string{"QUALITY=50"}}).Write(cut); err != nil {
@@ -85,13 +87,4 @@ func Sample(dir string) (int, error) {
 		return n, err
 	}
 	return n + 3, nil
-}
-
-// IsTileName says whether name has a tile extension.
-func IsTileName(name string) bool {
-	switch filepath.Ext(name) {
-	case ".jp2", ".JP2", ".tif", ".TIF", ".tiff", ".TIFF":
-		return true
-	}
-	return false
 }

@@ -224,9 +224,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestKill9Resumes: a scan killed with SIGKILL half-way leaves a state file
-// that opens, and the next scan reads only what the first had not.
-func TestKill9Resumes(t *testing.T) {
+// TestStoppedScanResumes: a scan stopped half-way — by SIGTERM, or by
+// SIGKILL with no chance to clean up — leaves a state file that opens, and
+// the next scan reads only what the first had not.
+func TestStoppedScanResumes(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) { stoppedScanResumes(t, sig) })
+	}
+}
+
+func stoppedScanResumes(t *testing.T, sig syscall.Signal) {
 	storageDir := t.TempDir()
 	master := filepath.Join(t.TempDir(), "m.tif")
 	if err := (tilegen.Tile{EPSG: 2154}).Write(master); err != nil {
@@ -264,13 +271,13 @@ func TestKill9Resumes(t *testing.T) {
 	for reads.Load() < 12 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := child.Process.Kill(); err != nil {
+	if err := child.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	_ = child.Wait()
 	before := reads.Load()
 	if before < 12 || before >= tiles {
-		t.Fatalf("killed after %d reads: the test needs a scan stopped half-way", before)
+		t.Fatalf("stopped after %d reads: the test needs a scan stopped half-way", before)
 	}
 
 	var stdout, stderr bytes.Buffer
@@ -290,7 +297,7 @@ func TestKill9Resumes(t *testing.T) {
 	if report.Counts.Readable != tiles || report.Counts.Reused+second != tiles || report.Counts.Reused < int(before)-4 {
 		t.Errorf("after %d reads killed: resumed scan reused %d, read %d; readable %d", before, report.Counts.Reused, second, report.Counts.Readable)
 	}
-	t.Logf("killed after %d reads; the resumed scan reused %d and read %d", before, report.Counts.Reused, second)
+	t.Logf("%v after %d reads; the resumed scan reused %d and read %d", sig, before, report.Counts.Reused, second)
 }
 
 // TestMetricsFile: --metrics-file writes lint-clean Prometheus text that
