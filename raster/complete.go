@@ -1,7 +1,6 @@
 package raster
 
 import (
-	"encoding/binary"
 	"strconv"
 
 	"github.com/airbusgeo/godal"
@@ -19,76 +18,6 @@ func checkComplete(o *openObject, obj File, ds *godal.Dataset, h *Header) error 
 		return checkTIFF(ds, f.size)
 	}
 	return nil
-}
-
-// checkJP2 walks the top-level boxes up to the codestream. A box that ends
-// past the object, or a codestream tile-part that does, means the file was
-// cut. Only bytes already fetched for GDAL are looked at past the codestream
-// start, so the check costs no request.
-func checkJP2(o *openObject, f *cachedFile) error {
-	for off := int64(0); off < f.size; {
-		b, ok := boxAt(o, f, off, f.size, true)
-		switch {
-		case !ok:
-			return problem(ErrCorrupt, "JPEG 2000 box header at byte %d cut short (object holds %d bytes)", off, f.size)
-		case b.size < b.hdr:
-			return problem(ErrCorrupt, "JPEG 2000 box %q at byte %d declares an impossible length %d", b.typ, off, b.size)
-		case b.end() > f.size:
-			return problem(ErrCorrupt, "JPEG 2000 box %q at byte %d declares %d bytes, ending at byte %d, but the object holds %d bytes: transfer cut short", b.typ, off, b.size, b.end(), f.size)
-		case b.typ == "jp2c":
-			return checkCodestream(o, f, b.body(), b.end())
-		}
-		off = b.end()
-	}
-	return nil
-}
-
-// checkCodestream follows the chain of tile-parts (SOT markers' Psot) as far
-// as the cached bytes go.
-func checkCodestream(o *openObject, f *cachedFile, start, end int64) error {
-	if soc, ok := f.peek(o, start, 2); !ok || soc[0] != 0xFF || soc[1] != 0x4F {
-		return problem(ErrCorrupt, "JPEG 2000 codestream at byte %d does not start with SOC", start)
-	}
-	pos := start + 2
-	for pos+4 <= end {
-		buf, ok := f.peek(o, pos, 12)
-		if !ok {
-			return nil
-		}
-		if buf[0] != 0xFF {
-			return nil // not a marker: leave the judgement to the decoder
-		}
-		marker := buf[1]
-		segLen := int64(binary.BigEndian.Uint16(buf[2:4]))
-		switch marker {
-		case 0xD9: // EOC
-			return nil
-		case 0x90: // SOT: Psot is the tile-part length from this marker on
-			psot := int64(binary.BigEndian.Uint32(buf[6:10]))
-			if psot == 0 {
-				return nil // last tile-part, runs to EOC
-			}
-			if pos+psot > end {
-				return problem(ErrCorrupt, "JPEG 2000 tile-part at byte %d declares %d bytes, ending at byte %d, but the codestream ends at byte %d: transfer cut short", pos, psot, pos+psot, end)
-			}
-			pos += psot
-		default:
-			pos += 2 + segLen
-		}
-	}
-	return nil
-}
-
-// cached says whether n bytes at off are already in the cache.
-func (f *cachedFile) cached(off int64, n int) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for b := off / BlockSize; b <= (off+int64(n)-1)/BlockSize; b++ {
-		if _, ok := f.blocks[b]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // checkTIFF compares every strip or tile's declared offset and byte count,

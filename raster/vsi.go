@@ -138,6 +138,29 @@ func (f *cachedFile) readAt(o *openObject, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// peek returns n bytes at off when they are already fetched: the header
+// parsers use it to look without ever costing a storage request.
+func (f *cachedFile) peek(o *openObject, off int64, n int) ([]byte, bool) {
+	if off < 0 || n <= 0 || off+int64(n) > f.size || !f.cached(off, n) {
+		return nil, false
+	}
+	b := make([]byte, n)
+	_, err := f.readAt(o, b, off)
+	return b, err == nil
+}
+
+// cached says whether n bytes at off are already in the cache.
+func (f *cachedFile) cached(off int64, n int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for b := off / BlockSize; b <= (off+int64(n)-1)/BlockSize; b++ {
+		if _, ok := f.blocks[b]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func (f *cachedFile) fetch(o *openObject, first, last int64) error {
 	start := first * BlockSize
 	end := min((last+1)*BlockSize, f.size)
