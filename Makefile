@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian 12's: GDAL 3.6.2 to build, and the real servers the storage
 # backends are tested against.
 APT_BUILD := libgdal-dev pkg-config
-APT_TEST := nginx apache2 lighttpd vsftpd openssh-server prometheus chromium
+APT_TEST := nginx apache2 lighttpd vsftpd openssh-server prometheus prometheus-node-exporter chromium
 
 .PHONY: all deps deps-test web build demo test lint unit bench clean
 

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,10 @@ func dateColumns() []string {
 var (
 	ErrUnknownProject  = errors.New("unknown project")
 	ErrUnknownLivrable = errors.New("unknown livrable")
+	// ErrInvalid is a catalog that was read but is not usable: a missing
+	// file in a folder, a missing column, a malformed line. A catalog that
+	// could not be fetched is not ErrInvalid.
+	ErrInvalid = errors.New("invalid catalog")
 )
 
 // table is one CSV export: rows as column → value.
@@ -62,7 +67,13 @@ func Load(ctx context.Context, location string, client *http.Client) (*Catalog, 
 	if client == nil {
 		client = &http.Client{Timeout: time.Minute}
 	}
-	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(location, name)) }
+	read := func(name string) ([]byte, error) {
+		raw, err := os.ReadFile(filepath.Join(location, name))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return raw, nil
+	}
 	if u, err := url.Parse(location); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if !strings.HasSuffix(u.Path, "/") {
 			u.Path += "/"
@@ -70,14 +81,21 @@ func Load(ctx context.Context, location string, client *http.Client) (*Catalog, 
 		read = func(name string) ([]byte, error) { return fetch(ctx, client, u.JoinPath(name).String()) }
 	}
 	tables := map[string]*table{}
-	for name, cols := range files {
+	// In a fixed order, so that a catalog with several faults always
+	// reports the same one first.
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
 		raw, err := read(name)
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: %w", name, err)
 		}
-		t, err := parse(name, raw, cols)
+		t, err := parse(name, raw, files[name])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		tables[name] = t
 	}

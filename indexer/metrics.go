@@ -1,11 +1,17 @@
 package indexer
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"time"
+
+	"github.com/airbusgeo/godal"
 
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,20 +19,53 @@ import (
 )
 
 // Metrics are the scan's Prometheus metrics. Labels are bounded: results,
-// reasons, operations and backends, never an object key.
+// reasons, operations, backends, outcomes and storage ids, never an object
+// key nor a free-text name.
 type Metrics struct {
 	tiles           *prometheus.CounterVec
 	requests        *prometheus.CounterVec
 	bytes           *prometheus.CounterVec
+	retries         *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
-	scanDuration    prometheus.Histogram
+	scanDuration    *prometheus.HistogramVec
 	inProgress      prometheus.Gauge
+	scans           *prometheus.CounterVec
 	lastSuccess     *prometheus.GaugeVec
+	lastAttempt     *prometheus.GaugeVec
+	readable        *prometheus.GaugeVec
+	problems        *prometheus.GaugeVec
+	// perStorage: the per-storage series carry a storage label of their
+	// own (a service); otherwise the registry labels every series.
+	perStorage bool
 }
 
-// NewMetrics creates the metrics and registers them on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+// NewMetrics creates the metrics of a process scanning many storages (the
+// service) and registers them on reg: per-storage series carry a storage
+// label, the storage's id.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) { return newMetrics(reg, true) }
+
+// NewJobMetrics creates the metrics of a job scanning one storage (the CLI,
+// for node_exporter's textfile collector or a Pushgateway): every series is
+// labelled storage=storageID, so that several jobs' files never hold the
+// same series.
+func NewJobMetrics(reg prometheus.Registerer, storageID string) (*Metrics, error) {
+	return newMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"storage": storageID}, reg), false)
+}
+
+// StorageID is a stable id for a storage location, fit for a label: the
+// location's redacted form hashed, so that it holds no secret and no free
+// text, and stays the same from one run to the next.
+func StorageID(location string) string {
+	sum := sha256.Sum256([]byte(storage.Redact(location)))
+	return hex.EncodeToString(sum[:8])
+}
+
+func newMetrics(reg prometheus.Registerer, perStorage bool) (*Metrics, error) {
+	var storageLabel []string
+	if perStorage {
+		storageLabel = []string{"storage"}
+	}
+	m := &Metrics{perStorage: perStorage,
 		tiles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pcrs_indexer_tiles_total",
 			Help: "Tiles inspected, by result (readable, problem) and problem reason.",
@@ -44,26 +83,153 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of storage requests, by backend and operation.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"backend", "op"}),
-		scanDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pcrs_indexer_storage_retries_total",
+			Help: "Storage requests tried again after a transient failure, by backend and reason (timeout, server_error, throttled, connection).",
+		}, []string{"backend", "reason"}),
+		scanDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pcrs_indexer_scan_duration_seconds",
-			Help:    "Duration of whole scans.",
+			Help:    "Duration of whole scans, failed ones included, by outcome (success, failed, incomplete).",
 			Buckets: prometheus.ExponentialBuckets(1, 3, 10),
-		}),
+		}, []string{"outcome"}),
 		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pcrs_indexer_scans_in_progress",
 			Help: "Scans running now.",
 		}),
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pcrs_indexer_scans_total",
+			Help: "Scans finished, by outcome (success, failed, incomplete).",
+		}, append(storageLabel, "outcome")),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pcrs_indexer_last_success_timestamp_seconds",
-			Help: "Unix time of the last successful scan, by livrable.",
-		}, []string{"livrable"}),
+			Help: "Unix time of the storage's last successful scan (published outputs).",
+		}, storageLabel),
+		lastAttempt: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pcrs_indexer_last_attempt_timestamp_seconds",
+			Help: "Unix time the storage's last scan ended, whatever its outcome.",
+		}, storageLabel),
 	}
-	for _, c := range []prometheus.Collector{m.tiles, m.requests, m.bytes, m.requestDuration, m.scanDuration, m.inProgress, m.lastSuccess} {
+	m.readable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pcrs_indexer_readable_tiles",
+		Help: "Readable tiles found by the storage's last successful scan.",
+	}, storageLabel)
+	m.problems = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pcrs_indexer_problem_tiles",
+		Help: "Tiles set aside by the storage's last successful scan, by reason.",
+	}, append(storageLabel, "reason"))
+	version, revision := BuildVersion()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "pcrs_indexer_build_info",
+		Help:        "Always 1: the version, commit, Go and GDAL versions of the running binary.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version(), "gdal": GDALVersion()},
+	})
+	buildInfo.Set(1)
+	for _, c := range []prometheus.Collector{m.tiles, m.requests, m.bytes, m.retries, m.requestDuration, m.scanDuration, m.inProgress, m.scans, m.lastSuccess, m.lastAttempt, m.readable, m.problems, buildInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+func (m *Metrics) storageValues(storageID string, values ...string) []string {
+	if m.perStorage {
+		return append([]string{storageID}, values...)
+	}
+	return values
+}
+
+// ScanFinished records a scan's end: its outcome (Outcome of the error the
+// scan or its publishing returned) and duration, the storage's last attempt
+// and, on success, its last success and what it found (r).
+func (m *Metrics) ScanFinished(storageID, outcome string, started, finished time.Time, r *Report) {
+	m.scans.WithLabelValues(m.storageValues(storageID, outcome)...).Inc()
+	m.scanDuration.WithLabelValues(outcome).Observe(finished.Sub(started).Seconds())
+	m.lastAttempt.WithLabelValues(m.storageValues(storageID)...).Set(float64(finished.Unix()))
+	if outcome != OutcomeSuccess || r == nil {
+		return
+	}
+	m.lastSuccess.WithLabelValues(m.storageValues(storageID)...).Set(float64(finished.Unix()))
+	m.readable.WithLabelValues(m.storageValues(storageID)...).Set(float64(r.Counts.Readable))
+	for reason, n := range r.ProblemsByReason {
+		m.problems.WithLabelValues(m.storageValues(storageID, reason)...).Set(float64(n))
+	}
+}
+
+// Restore sets a storage's last success and attempt after a restart, from
+// what the service kept; zero times are left unset.
+func (m *Metrics) Restore(storageID string, lastSuccess, lastAttempt time.Time) {
+	if !lastSuccess.IsZero() {
+		m.lastSuccess.WithLabelValues(m.storageValues(storageID)...).Set(float64(lastSuccess.Unix()))
+	}
+	if !lastAttempt.IsZero() {
+		m.lastAttempt.WithLabelValues(m.storageValues(storageID)...).Set(float64(lastAttempt.Unix()))
+	}
+}
+
+// Forget drops a deleted storage's series.
+func (m *Metrics) Forget(storageID string) {
+	if !m.perStorage {
+		return
+	}
+	m.lastSuccess.DeleteLabelValues(storageID)
+	m.lastAttempt.DeleteLabelValues(storageID)
+	m.readable.DeleteLabelValues(storageID)
+	m.problems.DeletePartialMatch(prometheus.Labels{"storage": storageID})
+	m.scans.DeletePartialMatch(prometheus.Labels{"storage": storageID})
+}
+
+// Scan outcomes, as metrics and the final event name them.
+const (
+	OutcomeSuccess    = "success"
+	OutcomeFailed     = "failed"
+	OutcomeIncomplete = "incomplete"
+)
+
+// Outcome names how a scan (and its publishing) that returned err ended:
+// incomplete when it was stopped or tiles stayed unreachable, failed
+// otherwise.
+func Outcome(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeSuccess
+	case errors.Is(err, ErrIncomplete), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return OutcomeIncomplete
+	}
+	return OutcomeFailed
+}
+
+// BuildVersion is the module version and VCS revision the binary was built
+// from, as the Go toolchain recorded them.
+func BuildVersion() (version, revision string) {
+	version, revision = "(devel)", "unknown"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, revision
+	}
+	if bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return version, revision
+}
+
+// GDALVersion is the GDAL library's version, as "3.6.2".
+func GDALVersion() string {
+	v := godal.Version()
+	return fmt.Sprintf("%d.%d.%d", v.Major(), v.Minor(), v.Revision())
+}
+
+// Observer feeds the storage request metrics of one backend.
+func (m *Metrics) Observer(backend string) storage.Observer { return observer{m, backend} }
+
+// RetryObserved counts one request tried again after a transient failure.
+func (m *Metrics) RetryObserved(backend, reason string) {
+	m.retries.WithLabelValues(backend, reason).Inc()
 }
 
 // observer feeds the storage metrics of one backend.
@@ -96,11 +262,7 @@ func WriteMetricsFile(path string, g prometheus.Gatherer) error {
 	if err != nil {
 		return err
 	}
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := writeTemp(dir, name, func(w io.Writer) error {
+	return WriteAtomically(path, func(w io.Writer) error {
 		enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
 		for _, mf := range mfs {
 			if err := enc.Encode(mf); err != nil {
@@ -109,12 +271,4 @@ func WriteMetricsFile(path string, g prometheus.Gatherer) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

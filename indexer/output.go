@@ -3,13 +3,16 @@ package indexer
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/paulmach/orb"
@@ -46,9 +49,11 @@ type dalleProperties struct {
 	Producteur                            *string  `json:"producteur"`
 	PrecisionplanimetriqueCorpsdeRue      *string  `json:"precisionplanimetriqueCorpsdeRue"`
 	PrecisionplanimetriqueZonesNaturelles *string  `json:"precisionplanimetriqueZonesNaturelles"`
-	// Extras: where the tile is.
-	Chemin   string `json:"chemin"`
-	Stockage string `json:"stockage"`
+	// Extras: where the tile is, and where GDAL opens it from (null where
+	// GDAL has no virtual file system for the storage).
+	Chemin   string  `json:"chemin"`
+	Stockage string  `json:"stockage"`
+	Location *string `json:"location"`
 }
 
 // livrableProperties are EmpriseDisponibilitePCRS's (§B.3.2).
@@ -126,6 +131,7 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 	var ps footprint.Projectors
 	defer ps.Close()
 	attrs := res.Livrable.Attributes
+	locate := gdalLocator(res.Livrable.Storage)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if _, err := bw.WriteString(`{"type":"FeatureCollection","features":[`); err != nil {
 		return err
@@ -156,6 +162,7 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 			Focale:        attrs.Focale,
 			Chemin:        t.Object.Key,
 			Stockage:      res.Livrable.Storage,
+			Location:      strOrNil(locate(t.Object.Key)),
 		}}
 		if !first {
 			if err := bw.WriteByte(','); err != nil {
@@ -250,9 +257,17 @@ func writeReport(w io.Writer, r *Report) error {
 
 // Publish writes the three outputs into dir. Each is written to a temporary
 // file beside its target, synced, then renamed over it, so readers and a
-// crash never see a half-written file; the report goes last.
+// crash never see a half-written file; the report goes last. Outputs holding
+// more than twice the readable tiles res found are kept (ErrShrunk, the
+// report written as report.failed.json) unless the scan allowed it.
 func Publish(dir string, res *Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := checkShrink(dir, res); err != nil {
+		if perr := PublishFailed(dir, &res.Report); perr != nil {
+			return errors.Join(err, perr)
+		}
 		return err
 	}
 	steps := []struct {
@@ -282,7 +297,88 @@ func Publish(dir string, res *Result) error {
 		}
 	}
 	temps = nil
+	// A failed attempt's report is stale once a scan succeeds.
+	if err := os.Remove(filepath.Join(dir, FailedReportFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return syncDir(dir)
+}
+
+// WriteAtomically writes a file through a synced temporary file renamed
+// over it: readers and a crash never see it half-written.
+func WriteAtomically(path string, write func(io.Writer) error) error {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := writeTemp(dir, name, write)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+// checkShrink compares res with the report of the outputs it would replace.
+func checkShrink(dir string, res *Result) error {
+	if res.allowShrink {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(dir, ReportFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the published report: %w", err)
+	}
+	defer f.Close()
+	var prev struct {
+		Counts Counts `json:"counts"`
+	}
+	// The report is ours, but a damaged one must neither block publishing
+	// forever nor cost unbounded memory: only its counts matter.
+	if err := json.NewDecoder(io.LimitReader(f, 1<<30)).Decode(&prev); err != nil {
+		return nil
+	}
+	now := res.Report.Counts.Readable
+	if was := prev.Counts.Readable; now*2 < was {
+		return fmt.Errorf("%w: %d readable tiles now, %d in %s (--allow-shrink if the delivery really shrank)", ErrShrunk, now, was, filepath.Join(dir, ReportFile))
+	}
+	return nil
+}
+
+// PublishedAt is when the outputs in dir were made: their report's end, or
+// zero when there are none.
+func PublishedAt(dir string) time.Time {
+	f, err := os.Open(filepath.Join(dir, ReportFile))
+	if err != nil {
+		return time.Time{}
+	}
+	defer f.Close()
+	var r struct {
+		FinishedAt time.Time `json:"finishedAt"`
+	}
+	if err := json.NewDecoder(io.LimitReader(f, 1<<30)).Decode(&r); err != nil {
+		return time.Time{}
+	}
+	return r.FinishedAt
+}
+
+// CheckOut makes sure outputs can be written into dir, before a scan spends
+// hours finding out.
+func CheckOut(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".check.*.tmp")
+	if err != nil {
+		return fmt.Errorf("output folder %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // PublishFailed writes the report of a scan that did not finish beside the

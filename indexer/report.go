@@ -33,6 +33,9 @@ type Counts struct {
 type IO struct {
 	Requests int64 `json:"requests"`
 	Bytes    int64 `json:"bytes"`
+	// Retries are the requests that failed and were tried again: a storage
+	// that absorbs many of them is unhealthy even when the scan succeeds.
+	Retries int64 `json:"retries"`
 	// RequestsPerTile includes listing requests.
 	RequestsPerTile float64 `json:"requestsPerTile"`
 	BytesPerTile    float64 `json:"bytesPerTile"`

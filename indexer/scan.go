@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +44,16 @@ var ErrIncomplete = errors.New("scan incomplete: the storage kept failing")
 // ErrTooLarge is a storage over the configured bounds.
 var ErrTooLarge = errors.New("storage too large")
 
+// ErrNoTiles means the storage listed no tile at all: an unmounted disk or
+// an emptied bucket looks like this, and publishing it would replace a
+// delivery's outputs by nothing.
+var ErrNoTiles = errors.New("the storage lists no tile")
+
+// ErrShrunk means a scan found fewer than half the readable tiles of the
+// outputs it would replace; Publish keeps them unless told the delivery
+// really shrank (Config.AllowShrink).
+var ErrShrunk = errors.New("readable tiles fell below half of the published outputs")
+
 // Progress hears about the scan's advance (a terminal bar, the service's
 // live counts). Advance is called from many workers at once.
 type Progress interface {
@@ -69,6 +80,11 @@ type Config struct {
 	// MaxObjects bounds the objects listed (0: no bound).
 	MaxObjects int
 	Footprint  footprint.Options
+	// Timeout bounds the whole scan, listing included (0: none).
+	Timeout time.Duration
+	// AllowShrink lets Publish replace outputs holding more than twice the
+	// readable tiles this scan found (the delivery really shrank).
+	AllowShrink bool
 
 	// State, when set, remembers tiles between scans: unchanged ones are
 	// not read again, and a stopped scan resumes where it was.
@@ -131,7 +147,8 @@ type Result struct {
 	Outline  *Outline
 	Livrable LivrableInfo
 
-	footprint footprint.Options // so tile boxes are drawn like the outline
+	footprint   footprint.Options // so tile boxes are drawn like the outline
+	allowShrink bool
 }
 
 // LivrableInfo is what the livrable's feature is built from.
@@ -162,6 +179,11 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Retry.Attempts == 0 {
 		cfg.Retry = storage.DefaultRetry
 	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, fmt.Errorf("%w: the scan took longer than %s", context.DeadlineExceeded, cfg.Timeout))
+		defer cancel()
+	}
 	started := cfg.Now()
 	location := storage.Redact(cfg.Location)
 	log := cfg.Logger.With("source", location)
@@ -191,6 +213,10 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	sort.Slice(objects, func(i, j int) bool { return objects[i].Key < objects[j].Key })
 	tiles := selectTiles(objects)
 	log.Info("listed storage", "objects", len(objects), "tiles", len(tiles), "requests", counter.Requests())
+	if len(tiles) == 0 {
+		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), len(objects), nil, counter, &Outline{})}
+		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, len(objects))
+	}
 
 	if cfg.Progress != nil {
 		cfg.Progress.Start(len(tiles))
@@ -200,12 +226,8 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range tiles {
 		g.Go(func() error {
 			t := &tiles[i]
-			if !recall(cfg.State, t, log) {
-				inspect(gctx, st, t)
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				remember(cfg.State, t, log)
+			if err := judge(gctx, st, cfg.State, t, log); err != nil {
+				return err
 			}
 			if t.Problem != nil {
 				log.Warn("tile set aside", "path", t.Object.Key, "reason", t.Problem.Reason, "detail", t.Problem.Detail)
@@ -228,11 +250,14 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Progress.Finish()
 	}
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, cause
+		}
 		return nil, err
 	}
 
 	placeProblems(tiles, cfg.Footprint, log)
-	res := &Result{Tiles: tiles, footprint: cfg.Footprint}
+	res := &Result{Tiles: tiles, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink}
 	res.Livrable = LivrableInfo{Name: cfg.Name, Storage: location}
 	if cfg.Attributes != nil {
 		res.Livrable.Attributes = *cfg.Attributes
@@ -260,11 +285,33 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	if unreachable > cfg.MaxUnreachable {
 		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, len(tiles))
 	}
-	if cfg.Metrics != nil {
-		cfg.Metrics.scanDuration.Observe(finished.Sub(started).Seconds())
-		cfg.Metrics.lastSuccess.WithLabelValues(cfg.Name).Set(float64(finished.Unix()))
-	}
 	return res, nil
+}
+
+// judge gives one tile its verdict, from the state when unchanged, else by
+// reading its header. A panic while doing so is this tile's problem, never
+// the scan's: the tile is set aside and the stack logged for a bug report.
+// Such a verdict is not remembered, so a fixed release reads the tile again.
+func judge(ctx context.Context, st storage.Storage, s State, t *Tile, log *slog.Logger) (err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		log.Error("internal error reading a tile", "path", t.Object.Key, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		t.Header, t.Polygon, t.placed, t.Reused = nil, footprint.Tile{}, nil, false
+		t.Problem = &ProblemEntry{Reason: ReasonCorrupt, Detail: fmt.Sprintf("internal error while reading this tile (%v): please report it", v)}
+		err = nil
+	}()
+	if recall(s, t, log) {
+		return nil
+	}
+	inspect(ctx, st, t)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	remember(s, t, log)
+	return nil
 }
 
 // selectTiles keeps the tiles and attaches to each the objects of its

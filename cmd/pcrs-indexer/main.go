@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,23 +12,20 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/catalog"
-	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
-	"github.com/openpcrs/pcrs-indexer/progress"
 	"github.com/openpcrs/pcrs-indexer/service"
-	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/backends"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/push"
 	"golang.org/x/term"
 )
 
@@ -44,13 +40,18 @@ const usage = `pcrs-indexer indexes a storage of PCRS tiles.
 
 Usage:
   pcrs-indexer scan [flags] SOURCE    scan one storage (one livrable)
+  pcrs-indexer batch [flags] MANIFEST one shard of a national run (CSV manifest)
+  pcrs-indexer merge --out DIR SHARD_OUT...  national outputs from batch folders
   pcrs-indexer serve [flags]          the long-running service (HTTP API, schedule)
   pcrs-indexer sample DIR             write the demo storage into DIR
+  pcrs-indexer version                module version, commit and GDAL version
 
 SOURCE is a folder (/data/tiles, file:///data/tiles), a web server's
 listing (https://host/path/), s3://bucket/prefix, sftp://user@host:port/path,
 ftp://host/path or ftps://host/path.
-Run 'pcrs-indexer scan -h' for the scan flags.
+Run 'pcrs-indexer COMMAND --help' for a command's flags. Every flag can
+also come from the environment: --request-timeout from
+PCRS_INDEXER_REQUEST_TIMEOUT, and so on.
 `
 
 func main() {
@@ -67,9 +68,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return scan(args[1:], stdout, stderr)
 	case "sample":
 		return sample(args[1:], stdout, stderr)
+	case "batch":
+		return batchCommand(args[1:], stdout, stderr)
+	case "merge":
+		return mergeCommand(args[1:], stdout, stderr)
 	case "serve":
-		return serve(args[1:], stderr)
-	case "-h", "--help", "help":
+		return serve(args[1:], stdout, stderr)
+	case "version", "--version":
+		return printVersion(stdout)
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
@@ -78,207 +85,67 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func sample(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprint(stderr, "usage: pcrs-indexer sample DIR\n")
-		return exitUsage
+	c := newCommand("sample", "DIR", "Writes the demo storage (tiles on a grid near Carcassonne, with holes, an island and broken files) into DIR.")
+	positional, err := c.parse(args, stdout)
+	switch {
+	case errors.Is(err, errHelp):
+		return exitOK
+	case err != nil:
+		return c.usageError(stderr, err)
+	case len(positional) != 1:
+		return c.usageError(stderr, fmt.Errorf("want one DIR, got %d arguments", len(positional)))
 	}
-	n, err := tilegen.Sample(args[0])
+	n, err := tilegen.Sample(positional[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "pcrs-indexer: writing the sample: %v\n", err)
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "sample storage with %d tiles written to %s\n", n, args[0])
+	fmt.Fprintf(stdout, "sample storage with %d tiles written to %s\n", n, positional[0])
 	return exitOK
 }
 
-func scan(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("out", "out", "folder receiving dalles.geojson, livrables.geojson and report.json")
-	name := fs.String("name", "", "livrable name (default: the last path element of SOURCE)")
-	attributes := fs.String("attributes", "", "livrable attributes, YAML or JSON file (overrides the catalog's)")
-	catalogLoc := fs.String("catalog", "", "folder or base URL of the PCRS CSV exports (with --projet and --livrable)")
-	projet := fs.String("projet", "", "project UUID in the catalog")
-	livrableNom := fs.String("livrable", "", "livrable name in the catalog")
-	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once")
-	retries := fs.Int("retries", storage.DefaultRetry.Attempts-1, "retries of a failed storage request (exponential backoff with jitter)")
-	timeout := fs.Duration("request-timeout", storage.DefaultRetry.Timeout, "time limit of one storage request")
-	maxUnreachable := fs.Int("max-unreachable", 0, "unreachable tiles tolerated before the scan counts as failed")
-	passwordFile := fs.String("password-file", "", "file holding the storage password (default: $PCRS_INDEXER_PASSWORD)")
-	s3Endpoint := fs.String("s3-endpoint", "", "S3 endpoint URL (default: $AWS_ENDPOINT_URL_S3)")
-	s3PathStyle := fs.Bool("s3-path-style", false, "S3 path-style addressing (most S3-compatible stores)")
-	sftpKey := fs.String("sftp-key", "", "SFTP private key file")
-	sftpKnownHosts := fs.String("sftp-known-hosts", "", "known_hosts file checked for the SFTP host key (default ~/.ssh/known_hosts)")
-	sftpInsecure := fs.Bool("sftp-insecure-ignore-host-key", false, "trust any SFTP host key (insecure)")
-	tolerance := fs.Float64("snap", footprint.DefaultTolerance, "footprint snapping tolerance, in CRS units")
-	pushgateway := fs.String("pushgateway", "", "push the scan's metrics to this Prometheus Pushgateway (job pcrs_indexer, instance = the livrable name)")
-	metricsFile := fs.String("metrics-file", "", "write the scan's metrics here (Prometheus text format, for node_exporter's textfile collector)")
-	statePath := fs.String("state", "", "state file: rescans read only new or changed tiles, and a stopped scan resumes")
-	verbose := fs.Bool("verbose", false, "log every tile set aside, even on a terminal")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: pcrs-indexer scan [flags] SOURCE\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	source := fs.Arg(0)
-	if *retries < 0 || *timeout <= 0 {
-		fmt.Fprintln(stderr, "pcrs-indexer: --retries must be at least 0 and --request-timeout positive")
-		return exitUsage
-	}
-	if *concurrency < 1 {
-		fmt.Fprintln(stderr, "pcrs-indexer: --concurrency must be at least 1")
-		return exitUsage
-	}
+// catalogSource gives the catalog once loaded (batch loads it once for
+// every row); nil loads it.
+type catalogSource func(ctx context.Context, location string) (*catalog.Catalog, error)
 
-	onTerminal := isTerminal(stderr)
-	log := newLogger(stderr, onTerminal, *verbose)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+// loadAttributes joins the catalog's attributes and the attributes file.
+func loadAttributes(ctx context.Context, stderr io.Writer, cat catalogSource, catalogLoc, projet, livrableNom, file string) (*livrable.Attributes, int) {
 	var attrs *livrable.Attributes
-	if *catalogLoc != "" || *projet != "" || *livrableNom != "" {
-		if *catalogLoc == "" || *projet == "" || *livrableNom == "" {
+	if catalogLoc != "" || projet != "" || livrableNom != "" {
+		if catalogLoc == "" || projet == "" || livrableNom == "" {
 			fmt.Fprintln(stderr, "pcrs-indexer: --catalog, --projet and --livrable go together")
-			return exitUsage
+			return nil, exitUsage
 		}
-		c, err := catalog.Load(ctx, *catalogLoc, nil)
+		if cat == nil {
+			cat = func(ctx context.Context, loc string) (*catalog.Catalog, error) { return catalog.Load(ctx, loc, nil) }
+		}
+		c, err := cat(ctx, catalogLoc)
 		if err != nil {
 			fmt.Fprintf(stderr, "pcrs-indexer: %v\n", err)
-			return exitFailed
+			if errors.Is(err, catalog.ErrInvalid) {
+				return nil, exitUsage
+			}
+			return nil, exitFailed
 		}
-		if attrs, err = c.Attributes(*projet, *livrableNom); err != nil {
+		if attrs, err = c.Attributes(projet, livrableNom); err != nil {
 			fmt.Fprintf(stderr, "pcrs-indexer: catalog: %v\n", err)
-			return exitUsage
+			return nil, exitUsage
 		}
 	}
-	if *attributes != "" {
-		a, err := livrable.Load(*attributes)
+	if file != "" {
+		a, err := livrable.Load(file)
 		if err != nil {
 			fmt.Fprintf(stderr, "pcrs-indexer: attributes: %v\n", err)
-			return exitUsage
+			return nil, exitUsage
 		}
 		attrs = livrable.Merge(attrs, a)
 	}
-	opts := storage.Options{
-		Password:                  os.Getenv("PCRS_INDEXER_PASSWORD"),
-		S3Endpoint:                *s3Endpoint,
-		S3PathStyle:               *s3PathStyle,
-		SFTPKey:                   *sftpKey,
-		SFTPKnownHosts:            *sftpKnownHosts,
-		SFTPInsecureIgnoreHostKey: *sftpInsecure,
-	}
-	if *passwordFile != "" {
-		raw, err := os.ReadFile(*passwordFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "pcrs-indexer: --password-file: %v\n", err)
-			return exitUsage
-		}
-		opts.Password = strings.TrimRight(string(raw), "\r\n")
-	}
-	livrableName := *name
-	if livrableName == "" && attrs != nil {
-		livrableName = attrs.Nom
-	}
-	if livrableName == "" {
-		livrableName = defaultName(source)
-	}
-
-	reg := backends.Registry()
-	st, err := reg.Open(ctx, source, opts)
-	if err != nil {
-		log.Error("cannot open the storage", "source", storage.Redact(source), "error", err)
-		if errors.Is(err, storage.ErrUnsupported) {
-			return exitUsage
-		}
-		return exitFailed
-	}
-	defer st.Close()
-
-	u, _ := storage.ParseLocation(source)
-	var tileState indexer.State
-	if *statePath != "" {
-		store, err := state.Open(*statePath)
-		if err != nil {
-			log.Error("cannot open the state", "error", err)
-			return exitFailed
-		}
-		defer store.Close()
-		tileState = store.Namespace(storage.Redact(u.String()))
-	}
-
-	registry := prometheus.NewRegistry()
-	metrics, err := indexer.NewMetrics(registry)
-	if err != nil {
-		log.Error("metrics", "error", err)
-		return exitFailed
-	}
-	// Failed scans are worth metrics too: written whatever the outcome.
-	if *metricsFile != "" {
-		defer func() {
-			if err := indexer.WriteMetricsFile(*metricsFile, registry); err != nil {
-				log.Error("writing the metrics file", "error", err)
-			}
-		}()
-	}
-	if *pushgateway != "" {
-		defer func() {
-			err := push.New(*pushgateway, "pcrs_indexer").Gatherer(registry).Grouping("instance", livrableName).Push()
-			if err != nil {
-				log.Error("pushing metrics", "pushgateway", storage.Redact(*pushgateway), "error", err)
-			}
-		}()
-	}
-	cfg := indexer.Config{
-		Storage:        st,
-		Location:       source,
-		Backend:        u.Scheme,
-		Name:           livrableName,
-		Attributes:     attrs,
-		Concurrency:    *concurrency,
-		MaxUnreachable: *maxUnreachable,
-		Retry:          storage.RetryPolicy{Attempts: *retries + 1, Base: storage.DefaultRetry.Base, Max: storage.DefaultRetry.Max, Timeout: *timeout},
-		Footprint:      footprint.Options{Tolerance: *tolerance},
-		Logger:         log,
-		Metrics:        metrics,
-		State:          tileState,
-	}
-	if onTerminal {
-		cfg.Progress = &progress.Bar{W: stderr, Label: "tiles"}
-	}
-	res, err := indexer.Scan(ctx, cfg)
-	switch {
-	case errors.Is(err, indexer.ErrIncomplete):
-		if perr := indexer.PublishFailed(*out, &res.Report); perr != nil {
-			log.Error("writing the failed report", "error", perr)
-		}
-		printSummary(stdout, res, *out, false)
-		log.Error("scan failed: previous outputs left in place", "error", err, "report", path.Join(*out, indexer.FailedReportFile))
-		return exitFailed
-	case err != nil:
-		log.Error("scan failed: previous outputs left in place", "error", err)
-		return exitFailed
-	}
-	if err := indexer.Publish(*out, res); err != nil {
-		log.Error("writing outputs", "error", err)
-		return exitFailed
-	}
-	printSummary(stdout, res, *out, true)
-	return exitOK
+	return attrs, exitOK
 }
 
-func serve(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func serve(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("serve", "[flags]", "The long-running service: HTTP API, scheduled scans, map, metrics.")
+	fs := c.fs
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	data := fs.String("data", "data", "folder holding the embedded store and the outputs")
 	allowPrivate := fs.Bool("allow-private-networks", false, "allow storages on loopback, private or link-local addresses")
@@ -288,11 +155,14 @@ func serve(args []string, stderr io.Writer) int {
 	s3Endpoint := fs.String("s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "S3 endpoint URL for s3:// storages")
 	catalogLoc := fs.String("catalog", "", "folder or base URL of the PCRS CSV exports, for registrations naming a projet/livrable pair")
 	basemap := fs.String("basemap", "", "XYZ tile URL template drawn under the map's footprints (none by default)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	positional, err := c.parse(args, stdout)
+	switch {
+	case errors.Is(err, errHelp):
+		return exitOK
+	case err != nil:
+		return c.usageError(stderr, err)
+	case len(positional) != 0:
+		return c.usageError(stderr, fmt.Errorf("unexpected argument %q", positional[0]))
 	}
 	log := newLogger(stderr, false, true)
 	reg := prometheus.NewRegistry()
@@ -335,6 +205,16 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return exitOK
+}
+
+// metricsPath is where a job writes its metrics: the file given, or in a
+// folder (node_exporter's textfile folder) a file named after the storage,
+// so that jobs sharing the folder never overwrite each other.
+func metricsPath(p, storageID string, folder bool) string {
+	if fi, err := os.Stat(p); folder || err == nil && fi.IsDir() || strings.HasSuffix(p, "/") {
+		return filepath.Join(p, "pcrs_indexer_"+storageID+".prom")
+	}
+	return p
 }
 
 func newLogger(w io.Writer, onTerminal, verbose bool) *slog.Logger {

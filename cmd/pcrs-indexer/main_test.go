@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
@@ -325,11 +326,15 @@ func TestMetricsFile(t *testing.T) {
 	if err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", problems, err)
 	}
+	id := `storage="` + indexer.StorageID(storageDir) + `"`
 	for _, want := range []string{
-		`pcrs_indexer_tiles_total{reason="",result="readable"} 2`,
-		`pcrs_indexer_tiles_total{reason="empty",result="problem"} 1`,
-		`pcrs_indexer_storage_requests_total{backend="file",op="read",outcome="ok"} 2`,
-		"pcrs_indexer_scan_duration_seconds_count 1",
+		`pcrs_indexer_tiles_total{reason="",result="readable",` + id + `} 2`,
+		`pcrs_indexer_tiles_total{reason="empty",result="problem",` + id + `} 1`,
+		`pcrs_indexer_storage_requests_total{backend="file",op="read",outcome="ok",` + id + `} 2`,
+		`pcrs_indexer_scan_duration_seconds_count{outcome="success",` + id + `} 1`,
+		`pcrs_indexer_scans_total{outcome="success",` + id + `} 1`,
+		`pcrs_indexer_last_success_timestamp_seconds{` + id + `}`,
+		`pcrs_indexer_build_info{gdal="3.6.2",`,
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("metrics file lacks %s", want)
@@ -383,7 +388,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 }
 
 // TestPushgateway: --pushgateway PUTs the scan's metrics, with the
-// livrable name as instance.
+// storage id as instance (a stable label, not the free-text name).
 func TestPushgateway(t *testing.T) {
 	storageDir := t.TempDir()
 	if err := (tilegen.Tile{EPSG: 2154}).Write(filepath.Join(storageDir, "a.tif")); err != nil {
@@ -402,7 +407,7 @@ func TestPushgateway(t *testing.T) {
 	}
 	select {
 	case req := <-got:
-		if !strings.HasPrefix(req, "PUT /metrics/job/pcrs_indexer/instance/aude\n") || !strings.Contains(req, "pcrs_indexer_tiles_total") {
+		if !strings.HasPrefix(req, "PUT /metrics/job/pcrs_indexer/instance/"+indexer.StorageID(storageDir)+"\n") || !strings.Contains(req, "pcrs_indexer_tiles_total") {
 			t.Errorf("pushed %.200q", req)
 		}
 	default:
