@@ -35,7 +35,7 @@ func TestFastGeorefAgreesWithGDAL(t *testing.T) {
 		{"gmljp2-cc46", tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 3946, X: 1700200, Y: 5200200}, true},
 		{"gmljp2-utm", tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 32631, X: 500000, Y: 4800000}, false},
 		{"gmljp2-wgs84", tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 4326, X: 2.1, Y: 43.2, Pixel: 0.0001}, false},
-		{"geojp2-only", tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 2154, Creation: []string{"GMLJP2=NO", "GeoJP2=YES"}}, false},
+		{"geojp2-only", tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 2154, Creation: []string{"GMLJP2=NO", "GeoJP2=YES"}}, true},
 		{"gtiff-l93", tilegen.Tile{EPSG: 2154, X: 652000.1, Y: 6232000.2}, true},
 		{"gtiff-cc50-bigtiff-be", tilegen.Tile{EPSG: 3950, Creation: []string{"BIGTIFF=YES", "ENDIANNESS=BIG", "TILED=YES"}}, true},
 		{"gtiff-wgs84", tilegen.Tile{EPSG: 4326, X: 2.1, Y: 43.2, Pixel: 0.0001}, false},
@@ -52,13 +52,9 @@ func TestFastGeorefAgreesWithGDAL(t *testing.T) {
 			fi, _ := os.Stat(filepath.Join(dir, key))
 			obj := File{Key: key, Size: fi.Size()}
 
-			o, _, done := open(context.Background(), src, obj)
-			head := make([]byte, 16)
-			n, _ := o.file(key).readAt(o, head, 0)
-			fast := fastGeoref(o, o.file(key), head[:n])
-			done()
-			if used := fast.epsg != 0; used != tt.fast {
-				t.Fatalf("fast path used = %v, want %v", used, tt.fast)
+			used := fastAnswer(t, src, obj)
+			if used != tt.fast {
+				t.Errorf("fast path used = %v, want %v", used, tt.fast)
 			}
 
 			agreesWithGDAL(t, src, obj)
@@ -82,7 +78,7 @@ func TestFastJP2AgreesWithGDAL(t *testing.T) {
 		{"gray-8", jp2(tilegen.Tile{EPSG: 3942, Bands: 1}), true},
 		{"rgbi-4-bands", jp2(tilegen.Tile{EPSG: 2154, Bands: 4}), false},
 		{"rgba-alpha", jp2(tilegen.Tile{EPSG: 2154, Bands: 4, Creation: []string{"ALPHA=YES"}}), false},
-		{"geojp2-only", jp2(tilegen.Tile{EPSG: 2154, Creation: []string{"GMLJP2=NO", "GeoJP2=YES"}}), false},
+		{"geojp2-only", jp2(tilegen.Tile{EPSG: 2154, Creation: []string{"GMLJP2=NO", "GeoJP2=YES"}}), true},
 		{"no-georef", jp2(tilegen.Tile{EPSG: 2154, NoGeoTransform: true, Creation: []string{"GMLJP2=NO", "GeoJP2=NO"}}), false},
 		{"utm", jp2(tilegen.Tile{EPSG: 32631, X: 500000, Y: 4800000}), false},
 		{"ycc", jp2(tilegen.Tile{EPSG: 2154, Creation: []string{"YCC=YES"}}), true},
@@ -97,17 +93,42 @@ func TestFastJP2AgreesWithGDAL(t *testing.T) {
 			}
 			fi, _ := os.Stat(filepath.Join(dir, key))
 			obj := File{Key: key, Size: fi.Size()}
-			o, _, done := open(context.Background(), src, obj)
-			head := make([]byte, 16)
-			_, _ = o.file(key).readAt(o, head, 0)
-			_, used := fastJP2(o, o.file(key))
-			done()
+			used := fastAnswer(t, src, obj)
 			if used != tt.fast {
 				t.Errorf("fast reader used = %v, want %v", used, tt.fast)
 			}
 			agreesWithGDAL(t, src, obj)
 		})
 	}
+}
+
+// fastAnswer says whether the Go header reader of obj's format answers
+// alone, GDAL not opening the file.
+func fastAnswer(t *testing.T, src Source, obj File) bool {
+	t.Helper()
+	if err := register(); err != nil {
+		t.Fatal(err)
+	}
+	o, _, done := open(context.Background(), src, obj)
+	defer done()
+	f := o.file(obj.Key)
+	head := make([]byte, 16)
+	n, _ := f.readAt(o, head, 0)
+	var scan headerReader
+	var err error
+	switch fileKind(head[:n]) {
+	case "jp2":
+		scan, err = scanJP2(o, f)
+	case "tiff":
+		scan, err = scanTIFF(o, f)
+	default:
+		t.Fatalf("%s: neither JPEG 2000 nor TIFF", obj.Key)
+	}
+	if err != nil {
+		return false
+	}
+	_, ok := scan.header()
+	return ok
 }
 
 // agreesWithGDAL inspects obj with and without the fast paths: same

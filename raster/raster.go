@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/airbusgeo/godal"
@@ -25,7 +24,18 @@ type Source interface {
 // File is a listed object: its key and the size the listing gave.
 type File struct {
 	Key  string
-	Size int64
+	Size int64 // SizeUnknown when the listing did not say
+}
+
+// SizeUnknown is the Size of a tile listed without an exact size (web
+// servers whose listings round sizes). Inspect then learns it from its
+// first read, which costs no extra request when src is a SizingSource.
+const SizeUnknown = -1
+
+// SizingSource is a Source whose ranged reads also tell the object's total
+// size (HTTP's Content-Range), or SizeUnknown when the answer did not.
+type SizingSource interface {
+	ReadAtSize(ctx context.Context, key string, p []byte, off int64) (n int, size int64, err error)
 }
 
 // Reasons a tile is set aside, for callers to branch on with errors.Is. A
@@ -35,6 +45,9 @@ var (
 	ErrCorrupt          = errors.New("corrupt")
 	ErrNotGeoreferenced = errors.New("not georeferenced")
 	ErrNoCRS            = errors.New("no CRS")
+	// ErrMisplaced is a tile whose georeferencing cannot place it: a
+	// non-finite, degenerate or absurd geotransform.
+	ErrMisplaced = errors.New("misplaced")
 )
 
 // Problem is a tile set aside: the reason (one of the Err values) and what
@@ -74,10 +87,14 @@ type Header struct {
 	Compression string
 	// OpenDriver is true when an open-source driver read the tile.
 	OpenDriver bool
+	// Size is the object's size in bytes, learned from the first read
+	// when the listing did not give it (0 when the listing did).
+	Size int64 `json:",omitempty"`
 }
 
-// PixelSize is the absolute pixel height in CRS units.
-func (h *Header) PixelSize() float64 { return math.Abs(h.GeoTransform[5]) }
+// PixelSize is the pixel height in CRS units: the length of the step one
+// row down, so that a rotated or transposed tile has its real resolution.
+func (h *Header) PixelSize() float64 { return math.Hypot(h.GeoTransform[2], h.GeoTransform[5]) }
 
 // Corners are the tile's four corners in its CRS, in pixel order: top-left,
 // top-right, bottom-right, bottom-left.
@@ -127,13 +144,15 @@ var mimeTypes = map[string]string{"GTiff": "image/tiff", "JP2OpenJPEG": "image/j
 var gdalDrivers = []string{"GTiff", "JP2OpenJPEG"}
 
 // Inspect reads obj's header from src. siblings are the objects listed in
-// the same folder that GDAL may want (world files, .aux.xml, .ovr). GDAL
-// first sees none of them, so a tile with its own georeferencing costs no
-// read of its siblings; only a tile that lacks georeferencing or CRS is
-// opened again with them. GDAL never probes the storage for files the
-// listing did not show. A storage failure is returned as is; a bad tile as
-// a *Problem.
-func Inspect(ctx context.Context, src Source, obj File, siblings []File) (*Header, error) {
+// the same folder (world files, .aux.xml…): GDAL sees them exactly as it
+// would beside the file on disk, and they cost a request only when GDAL
+// reads them. The Go header readers answer alone unless a sibling could
+// change GDAL's answer. A storage failure or the end of ctx is returned as
+// is; a bad tile as a *Problem.
+func Inspect(ctx context.Context, src Source, obj File, siblings []File) (h *Header, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if obj.Size == 0 {
 		return nil, problem(ErrEmpty, "zero-byte object")
 	}
@@ -142,40 +161,97 @@ func Inspect(ctx context.Context, src Source, obj File, siblings []File) (*Heade
 	}
 	o, name, done := open(ctx, src, obj)
 	defer done()
-	h, err := inspect(o, name, obj, nil)
-	if len(siblings) > 0 && (errors.Is(err, ErrNotGeoreferenced) || errors.Is(err, ErrNoCRS)) {
-		o.addFiles(siblings)
-		h, err = inspect(o, name, obj, siblings)
+	defer func() {
+		// A defect in a header reader is this tile's problem, not the scan's.
+		if r := recover(); r != nil {
+			h, err = nil, problem(ErrCorrupt, "reading the header failed: %v", r)
+		}
+	}()
+	learned := obj.Size < 0
+	if learned {
+		if err := o.file(obj.Key).ensureSize(o); err != nil {
+			return nil, err
+		}
+		if obj.Size = o.file(obj.Key).size; obj.Size == 0 {
+			return nil, problem(ErrEmpty, "zero-byte object")
+		}
+	}
+	sibs := sameFolder(obj, siblings)
+	o.addFiles(sibs)
+	h, err = inspect(o, name, obj, sibs)
+	if h != nil && learned {
+		h.Size = obj.Size
 	}
 	return h, err
 }
 
-// inspect opens the object once, seeing the given siblings.
+// headerReader is what the Go parsers of a format (scanTIFF, scanJP2) found.
+type headerReader interface {
+	incompleteProblem() *Problem
+	header() (*Header, bool)
+}
+
+// inspect reads the header with the Go parser of the format, then, unless
+// its answer is certain and no sibling can override it, with GDAL.
 func inspect(o *openObject, name string, obj File, siblings []File) (*Header, error) {
-	opts := []godal.OpenOption{godal.RasterOnly(), godal.Drivers(gdalDrivers...), quiet}
-	// The first block holds the header: fetch it now (GDAL would), and read
-	// the georeferencing there when it is a PCRS CRS. A sibling (world
-	// file, .aux.xml) may override the header's, so GDAL decides then.
-	var fast georef
+	f := o.file(obj.Key)
+	// The first block holds the header: fetch it now (GDAL would).
 	head := make([]byte, 16)
-	n, _ := o.file(obj.Key).readAt(o, head, 0)
+	n, _ := f.readAt(o, head, 0)
 	if serr := o.storageErr(); serr != nil {
 		return nil, serr
 	}
-	if len(siblings) == 0 && !gdalOnly {
-		if fileKind(head[:n]) == "jp2" {
-			if h, ok := fastJP2(o, o.file(obj.Key)); ok {
-				if err := checkJP2(o, o.file(obj.Key)); err != nil {
-					return nil, withHeader(err, h)
-				}
-				return h, nil
-			}
+	var scan headerReader
+	switch fileKind(head[:n]) {
+	case "jp2":
+		info, err := scanJP2(o, f)
+		if err != nil {
+			return nil, err
 		}
-		fast = fastGeoref(o, o.file(obj.Key), head[:n])
-		if fast.gt != nil {
-			opts = append(opts, godal.DriverOpenOption("GEOREF_SOURCES=NONE"))
+		scan = info
+	case "tiff":
+		info, err := scanTIFF(o, f)
+		if err != nil {
+			return nil, err
+		}
+		scan = info
+	}
+	if serr := o.storageErr(); serr != nil {
+		return nil, serr
+	}
+	if scan != nil && !overridable(obj, siblings) {
+		if h, ok := scan.header(); ok && h.EPSG != 0 && h.GeoTransform != noGeoTransform {
+			return judged(h, scan.incompleteProblem())
 		}
 	}
+	h, err := readWithGDAL(o, name, obj, siblings)
+	if err != nil {
+		return nil, err
+	}
+	if scan != nil {
+		return judged(h, scan.incompleteProblem())
+	}
+	return h, nil
+}
+
+// judged applies to a header read the checks every tile passes, then
+// returns the cut transfer found while reading it, if any.
+func judged(h *Header, incomplete *Problem) (*Header, error) {
+	if h.Compression == "YCbCr JPEG" {
+		h.Compression = "JPEG" // JPEG's colour transform is not another codec
+	}
+	if p := judge(h); p != nil {
+		return nil, p
+	}
+	if incomplete != nil {
+		return nil, withHeader(incomplete, h)
+	}
+	return h, nil
+}
+
+// readWithGDAL opens the object with GDAL, seeing the given siblings.
+func readWithGDAL(o *openObject, name string, obj File, siblings []File) (*Header, error) {
+	opts := []godal.OpenOption{godal.RasterOnly(), godal.Drivers(gdalDrivers...), quiet}
 	// Without the option godal tells GDAL there is no sibling at all; an
 	// empty SiblingFiles() would instead let GDAL probe for them.
 	if len(siblings) > 0 {
@@ -188,7 +264,7 @@ func inspect(o *openObject, name string, obj File, siblings []File) (*Header, er
 	ds, err := godal.Open(name, opts...)
 	if serr := o.storageErr(); serr != nil {
 		if ds != nil {
-			_ = ds.Close()
+			_ = ds.Close(quiet)
 		}
 		return nil, serr
 	}
@@ -197,20 +273,14 @@ func inspect(o *openObject, name string, obj File, siblings []File) (*Header, er
 		msg := strings.ReplaceAll(err.Error(), name, obj.Key)
 		return nil, problem(ErrCorrupt, "%s", describeUnopenable(o, obj, msg))
 	}
-	defer ds.Close()
+	defer ds.Close(quiet)
 
-	h, perr := readHeader(ds, fast)
+	h, perr := readHeader(ds)
 	if serr := o.storageErr(); serr != nil {
 		return nil, serr
 	}
 	if perr != nil {
 		return nil, perr
-	}
-	if err := checkComplete(o, obj, ds, h); err != nil {
-		if serr := o.storageErr(); serr != nil {
-			return nil, serr
-		}
-		return nil, withHeader(err, h)
 	}
 	return h, nil
 }
@@ -224,7 +294,11 @@ func withHeader(err error, h *Header) error {
 	return err
 }
 
-func readHeader(ds *godal.Dataset, fast georef) (*Header, *Problem) {
+// readHeader reads what GDAL says. Only calls whose results GDAL owns for
+// the dataset's life, static names, or numbers are used: a string GDAL
+// formats into a per-thread buffer could be overwritten by another
+// goroutine's call before it is copied.
+func readHeader(ds *godal.Dataset) (*Header, *Problem) {
 	drv := ds.Driver().ShortName()
 	st := ds.Structure()
 	h := &Header{
@@ -234,83 +308,65 @@ func readHeader(ds *godal.Dataset, fast georef) (*Header, *Problem) {
 		Height:     st.SizeY,
 		OpenDriver: openSourceDrivers[drv],
 	}
-	if st.SizeX == 0 || st.SizeY == 0 || st.NBands == 0 {
-		return nil, problem(ErrEmpty, "no pixels (%dx%d, %d bands)", st.SizeX, st.SizeY, st.NBands)
+	if p := checkSize(st.SizeX, st.SizeY, st.NBands); p != nil {
+		return nil, p
 	}
 	for _, b := range ds.Bands() {
 		h.Bands = append(h.Bands, Band{Color: b.ColorInterp().Name(), DataType: b.Structure().DataType.String()})
 	}
-	h.Compression = compression(ds)
+	h.Compression = compression(ds, drv)
 
-	var gt [6]float64
-	var err error
-	if fast.gt != nil {
-		gt = *fast.gt
-	} else {
-		gt, err = ds.GeoTransform(quiet)
-	}
-	if err != nil || gt == [6]float64{0, 1, 0, 0, 0, 1} {
-		return nil, problem(ErrNotGeoreferenced, "no geotransform: neither GeoTIFF tags, GMLJP2, GeoJP2 nor a world file place the tile")
-	}
-	if gt[1] == 0 || gt[5] == 0 && gt[4] == 0 {
-		return nil, problem(ErrNotGeoreferenced, "degenerate geotransform %v", gt)
+	gt, err := ds.GeoTransform(quiet)
+	if err != nil || gt == noGeoTransform {
+		return nil, problem(ErrNotGeoreferenced, "no geotransform: neither GeoTIFF tags, GMLJP2, GeoJP2, an .aux.xml nor a world file place the tile")
 	}
 	h.GeoTransform = gt
-	if fast.epsg != 0 {
-		h.EPSG = fast.epsg
-		return h, nil
+	if p := checkPlacement(h); p != nil {
+		return nil, p
 	}
 	wkt := ds.Projection()
 	if wkt == "" {
 		return nil, problem(ErrNoCRS, "georeferenced but declares no coordinate reference system")
 	}
-	code, err := epsgOf(wkt)
-	if err != nil {
-		return nil, problem(ErrNoCRS, "%v", err)
+	code, readable := identifyEPSG(wkt)
+	switch {
+	case !readable:
+		return nil, problem(ErrNoCRS, "unreadable CRS %q", crsName(wkt))
+	case code == 0:
+		return nil, problem(ErrNoCRS, "CRS %q has no EPSG code", crsName(wkt))
 	}
 	h.EPSG = code
 	return h, nil
 }
 
-func compression(ds *godal.Dataset) string {
+// compression is GDAL's name for the tile's coding: for JPEG 2000, whether
+// the wavelet is reversible; for GeoTIFF, the COMPRESSION metadata item.
+func compression(ds *godal.Dataset, driver string) string {
 	md := ds.Metadatas(godal.Domain("IMAGE_STRUCTURE"))
-	if r := md["COMPRESSION_REVERSIBILITY"]; r != "" {
+	if driver != "GTiff" {
 		// GDAL says "LOSSLESS (possibly)" for a reversible transform whose
 		// layers may still have been truncated: reversible is what we report.
-		if strings.HasPrefix(r, "LOSSLESS") {
-			return "LOSSLESS"
+		if r := md["COMPRESSION_REVERSIBILITY"]; r != "" {
+			if strings.HasPrefix(r, "LOSSLESS") {
+				return "LOSSLESS"
+			}
+			return "LOSSY"
 		}
-		return "LOSSY"
 	}
 	if c := md["COMPRESSION"]; c != "" {
-		if c == "YCbCr JPEG" {
-			return "JPEG"
-		}
 		return c
 	}
 	return "NONE"
 }
 
-// epsgOf identifies the CRS's EPSG code.
-func epsgOf(wkt string) (int, error) {
-	sr, err := godal.NewSpatialRefFromWKT(wkt)
-	if err != nil {
-		return 0, fmt.Errorf("unreadable CRS: %v", err)
+// crsName is the name a WKT gives its CRS, for messages.
+func crsName(wkt string) string {
+	_, rest, ok := strings.Cut(wkt, "[\"")
+	if !ok {
+		return ""
 	}
-	defer sr.Close()
-	if sr.AuthorityName("") != "EPSG" || sr.AuthorityCode("") == "" {
-		_ = sr.AutoIdentifyEPSG()
-	}
-	if sr.AuthorityName("") == "EPSG" {
-		if code, err := strconv.Atoi(sr.AuthorityCode("")); err == nil {
-			return code, nil
-		}
-	}
-	name, _ := sr.AttrValue("PROJCS", 0)
-	if name == "" {
-		name, _ = sr.AttrValue("GEOGCS", 0)
-	}
-	return 0, fmt.Errorf("CRS %q has no EPSG code", name)
+	name, _, _ := strings.Cut(rest, "\"")
+	return name
 }
 
 // quiet turns GDAL's messages into returned errors without logging them.

@@ -190,7 +190,7 @@ func TestProblems(t *testing.T) {
 		{"sparse.tif", raster.ErrEmpty, "sparse"},
 		{"garbage.tif", raster.ErrCorrupt, "GDAL cannot open"},
 		{"error-page.jp2", raster.ErrCorrupt, "HTML page"},
-		{"bad-ifd.tif", raster.ErrCorrupt, "GDAL cannot open"},
+		{"bad-ifd.tif", raster.ErrCorrupt, "IFD"},
 		{"nogeo.tif", raster.ErrNotGeoreferenced, "no geotransform"},
 		{"nogeo.jp2", raster.ErrNotGeoreferenced, "no geotransform"},
 		{"nocrs.tif", raster.ErrNoCRS, "no coordinate reference system"},

@@ -24,6 +24,11 @@ const vsiPrefix = "/vsipcrs/"
 // tile costs one ranged read.
 const BlockSize = 64 << 10
 
+// headerBudget caps the bytes fetched for one tile, its siblings included:
+// a PCRS header takes a block or two, so a tile that needs more is set
+// aside as corrupt rather than read at the storage's expense.
+const headerBudget = 4 << 20
+
 var (
 	registerOnce sync.Once
 	registerErr  error
@@ -38,6 +43,7 @@ var (
 func register() error {
 	registerOnce.Do(func() {
 		godal.RegisterAll()
+		installErrorHandler()
 		registerErr = godal.RegisterVSIHandler(vsiPrefix, vsiHandler{}, godal.VSIHandlerBufferSize(0), godal.VSIHandlerCacheSize(0), godal.VSIHandlerStripPrefix(true))
 	})
 	return registerErr
@@ -49,9 +55,11 @@ type openObject struct {
 	ctx context.Context
 	src Source
 
-	mu       sync.Mutex
-	files    map[string]*cachedFile // key → file: the tile, then its siblings
-	firstErr error                  // first storage error, to tell unreachable from corrupt
+	mu         sync.Mutex
+	files      map[string]*cachedFile // key → file: the tile, then its siblings
+	firstErr   error                  // first storage error, to tell unreachable from corrupt
+	spent      int64                  // bytes fetched, against headerBudget
+	overBudget *Problem               // set when a fetch would exceed headerBudget
 }
 
 // addFiles lets GDAL see more objects (the tile's siblings). Until then
@@ -73,10 +81,36 @@ func (o *openObject) file(key string) *cachedFile {
 	return o.files[key]
 }
 
+// storageErr is why reading must stop, whatever GDAL or a parser made of
+// the bytes: the context ended or the storage failed (returned as is, never
+// a verdict on the tile), or the header budget ran out (a *Problem).
 func (o *openObject) storageErr() error {
+	if err := o.ctx.Err(); err != nil {
+		return err
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.firstErr
+	if o.firstErr != nil {
+		return o.firstErr
+	}
+	if o.overBudget != nil {
+		return o.overBudget
+	}
+	return nil
+}
+
+// spend charges n fetched bytes to the open object's budget.
+func (o *openObject) spend(key string, n int64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.spent+n > headerBudget {
+		if o.overBudget == nil {
+			o.overBudget = problem(ErrCorrupt, "reading the header needs more than the %d MiB limit per tile (%d bytes of %s asked after %d bytes read)", headerBudget>>20, n, key, o.spent)
+		}
+		return o.overBudget
+	}
+	o.spent += n
+	return nil
 }
 
 func (o *openObject) recordErr(err error) {
@@ -90,7 +124,10 @@ func (o *openObject) recordErr(err error) {
 // cachedFile holds the blocks of one object fetched so far.
 type cachedFile struct {
 	key  string
-	size int64
+	size int64 // SizeUnknown until ensureSize learned it
+
+	sizeOnce sync.Once
+	sizeErr  error
 
 	mu     sync.Mutex
 	blocks map[int64][]byte // block index → bytes (the last one may be short)
@@ -99,6 +136,16 @@ type cachedFile struct {
 // readAt serves p from the cache, fetching each run of missing blocks with a
 // single storage read.
 func (f *cachedFile) readAt(o *openObject, p []byte, off int64) (int, error) {
+	// A cancelled scan stops GDAL at its next read, cached or not.
+	if err := o.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", f.key, off)
+	}
+	if err := f.ensureSize(o); err != nil {
+		return 0, err
+	}
 	if off >= f.size {
 		return 0, io.EOF
 	}
@@ -164,6 +211,13 @@ func (f *cachedFile) cached(off int64, n int) bool {
 func (f *cachedFile) fetch(o *openObject, first, last int64) error {
 	start := first * BlockSize
 	end := min((last+1)*BlockSize, f.size)
+	if err := o.ctx.Err(); err != nil {
+		o.recordErr(err)
+		return err
+	}
+	if err := o.spend(f.key, end-start); err != nil {
+		return err
+	}
 	buf := make([]byte, end-start)
 	n, err := o.src.ReadAt(o.ctx, f.key, buf, start)
 	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == end-start) {
@@ -178,6 +232,52 @@ func (f *cachedFile) fetch(o *openObject, first, last int64) error {
 		lo := (b - first) * BlockSize
 		hi := min(lo+BlockSize, int64(len(buf)))
 		f.blocks[b] = buf[lo:hi]
+	}
+	return nil
+}
+
+// ensureSize learns the size of a file listed without one, once.
+func (f *cachedFile) ensureSize(o *openObject) error {
+	if f.size != SizeUnknown {
+		return nil
+	}
+	f.sizeOnce.Do(func() { f.sizeErr = f.learnSize(o) })
+	return f.sizeErr
+}
+
+// learnSize fetches the first block of a file listed without a size,
+// taking its size from the same answer: GDAL must know a file's size
+// before it opens it, and asking for it apart would cost a request.
+func (f *cachedFile) learnSize(o *openObject) error {
+	ss, ok := o.src.(SizingSource)
+	if !ok {
+		return fmt.Errorf("%s: listed without a size, and the storage cannot tell it from a read", f.key)
+	}
+	if err := o.spend(f.key, BlockSize); err != nil {
+		return err
+	}
+	buf := make([]byte, BlockSize)
+	n, size, err := ss.ReadAtSize(o.ctx, f.key, buf, 0)
+	switch {
+	case err != nil && !errors.Is(err, io.EOF):
+		o.recordErr(err)
+		return err
+	case errors.Is(err, io.EOF) && (size < 0 || size == int64(n)):
+		size = int64(n) // ended within the block: this is the whole object
+	case size < 0:
+		err := fmt.Errorf("%s: listed without a size, and the storage's answer did not say it", f.key)
+		o.recordErr(err)
+		return err
+	case size < int64(n) || (size > int64(n) && n < BlockSize):
+		err := fmt.Errorf("%s: the storage says %d bytes but sent %d at offset 0", f.key, size, n)
+		o.recordErr(err)
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.size = size // read by others only after sizeOnce
+	if n > 0 {
+		f.blocks[0] = buf[:n]
 	}
 	return nil
 }
@@ -207,8 +307,11 @@ func lookup(name string) (*openObject, *cachedFile, error) {
 }
 
 func (vsiHandler) Size(name string) (int64, error) {
-	_, f, err := lookup(name)
+	o, f, err := lookup(name)
 	if err != nil {
+		return -1, err
+	}
+	if err := f.ensureSize(o); err != nil {
 		return -1, err
 	}
 	return f.size, nil
