@@ -107,3 +107,26 @@ func TestUnionMatchesGEOS(t *testing.T) {
 		t.Errorf("%d holes, GEOS %d", holes, geosHoles)
 	}
 }
+
+// BenchmarkPlace is the whole livrable footprint: checking every tile
+// (four corners reprojected each), the exact union, reprojection and the
+// final validity check.
+func BenchmarkPlace(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		boxes := benchGrid(n, 1)
+		tiles := make([]Tile, len(boxes))
+		for i, bx := range boxes {
+			tiles[i] = Tile{EPSG: 2154, Box: bx}
+		}
+		b.Run(fmt.Sprintf("tiles=%d", n), func(b *testing.B) {
+			var ps Projectors
+			defer ps.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := ps.Place(tiles, Options{}); len(r.WGS84) == 0 || len(r.Rejected) != 0 {
+					b.Fatal("bad footprint")
+				}
+			}
+		})
+	}
+}

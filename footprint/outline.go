@@ -1,12 +1,13 @@
 package footprint
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
 	"github.com/paulmach/orb"
-	"github.com/paulmach/orb/planar"
 )
 
 // Tile is one readable tile's placement in its CRS. Quad is set, instead of
@@ -17,9 +18,11 @@ type Tile struct {
 	Quad orb.Polygon
 }
 
-// Options tune the outline; zero values take the defaults.
+// Options tune the outline; zero values take the defaults. Lengths are in
+// CRS units, metres for every projected CRS PCRS uses; for a geographic CRS
+// they are taken as metres and converted to degrees.
 type Options struct {
-	Tolerance  float64 // snapping grid in CRS units (DefaultTolerance)
+	Tolerance  float64 // snapping grid (DefaultTolerance)
 	MaxSegment float64 // densification before reprojection (DefaultMaxSegment)
 }
 
@@ -33,10 +36,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Projectors caches one Projector per CRS.
+// Projectors caches one Projector per CRS, and the failure for a code
+// PROJ does not know, so that a delivery of such tiles asks once.
 type Projectors struct {
-	mu sync.Mutex
-	m  map[int]*Projector
+	mu     sync.Mutex
+	m      map[int]*Projector
+	failed map[int]error
 }
 
 // Get returns the projector from EPSG:code to WGS84.
@@ -46,8 +51,15 @@ func (ps *Projectors) Get(code int) (*Projector, error) {
 	if p, ok := ps.m[code]; ok {
 		return p, nil
 	}
+	if err, ok := ps.failed[code]; ok {
+		return nil, err
+	}
 	p, err := NewProjector(code)
 	if err != nil {
+		if ps.failed == nil {
+			ps.failed = map[int]error{}
+		}
+		ps.failed[code] = err
 		return nil, err
 	}
 	if ps.m == nil {
@@ -64,14 +76,15 @@ func (ps *Projectors) Close() {
 	for _, p := range ps.m {
 		p.Close()
 	}
-	ps.m = nil
+	ps.m, ps.failed = nil, nil
 }
 
 // TilePolygon is one tile's outline in WGS84, densified like the livrable
-// outline so that both agree.
+// outline so that both agree. A tile that fails Check, or too small to
+// draw at Decimals, gets an error wrapping ErrMisplaced.
 func (ps *Projectors) TilePolygon(t Tile, o Options) (orb.Polygon, error) {
 	o = o.withDefaults()
-	p, err := ps.Get(t.EPSG)
+	p, err := ps.check(t)
 	if err != nil {
 		return nil, err
 	}
@@ -79,71 +92,244 @@ func (ps *Projectors) TilePolygon(t Tile, o Options) (orb.Polygon, error) {
 	if poly == nil {
 		poly = BoxPolygon(t.Box)
 	}
-	return p.Polygon(poly, o.MaxSegment)
+	out, err := p.Polygon(poly, p.inUnits(o).MaxSegment)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrMisplaced, err)
+	case len(out) == 0:
+		return nil, fmt.Errorf("%w: too small to draw at %d decimals", ErrMisplaced, Decimals)
+	}
+	return out, nil
 }
 
-// Outline is the livrable's footprint in WGS84: the exact union of its
-// tiles, per CRS in that CRS, then merged. It also returns the area in
-// square metres, measured in the tiles' own CRSs.
+// Outline is Place without the rejected tiles: it never fails.
 func (ps *Projectors) Outline(tiles []Tile, o Options) (orb.MultiPolygon, float64, error) {
+	r := ps.Place(tiles, o)
+	return r.WGS84, r.Area, nil
+}
+
+// Result is a livrable's footprint and the tiles left out of it.
+type Result struct {
+	WGS84    orb.MultiPolygon // valid, finite, RFC 7946 orientation, rounded to Decimals where that keeps it valid
+	Area     float64          // m², measured in the tiles' own CRSs
+	Rejected []Rejected       // by increasing Index
+}
+
+// Rejected is a tile left out of the footprint: its index in the tiles
+// given to Place, and why (an error wrapping ErrMisplaced).
+type Rejected struct {
+	Index int
+	Err   error
+}
+
+// group is the tiles of one CRS.
+type group struct {
+	code          int
+	p             *Projector
+	boxes         []Box
+	quads         orb.MultiPolygon
+	boxIx, quadIx []int
+}
+
+// Place is the livrable's footprint in WGS84: the exact union of its
+// tiles, per CRS in that CRS (rotated tiles through GEOS), then merged.
+// Tiles that fail Check, or whose geometry GEOS cannot merge even once
+// repaired, are left out and listed in Rejected: placing never fails.
+func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 	o = o.withDefaults()
-	type group struct {
-		boxes []Box
-		quads orb.MultiPolygon
+	var res Result
+	reject := func(i int, err error) {
+		res.Rejected = append(res.Rejected, Rejected{Index: i, Err: fmt.Errorf("%w: %w", ErrMisplaced, err)})
 	}
-	groups := map[int]*group{}
-	for _, t := range tiles {
-		g := groups[t.EPSG]
-		if g == nil {
-			g = &group{}
-			groups[t.EPSG] = g
-		}
-		if t.Quad != nil {
-			g.quads = append(g.quads, t.Quad)
-		} else {
-			g.boxes = append(g.boxes, t.Box)
-		}
+	// Tiles sound in their own CRS, by CRS, before reprojecting them in
+	// batches.
+	type sound struct {
+		ix      []int
+		corners [][4]orb.Point
 	}
-	codes := make([]int, 0, len(groups))
-	for c := range groups {
+	byCode := map[int]*sound{}
+	for i, t := range tiles {
+		c, err := corners(t)
+		if err != nil {
+			reject(i, err)
+			continue
+		}
+		s := byCode[t.EPSG]
+		if s == nil {
+			s = &sound{}
+			byCode[t.EPSG] = s
+		}
+		s.ix = append(s.ix, i)
+		s.corners = append(s.corners, c)
+	}
+	codes := make([]int, 0, len(byCode))
+	for c := range byCode {
 		codes = append(codes, c)
 	}
 	slices.Sort(codes)
-	var parts []orb.MultiPolygon
-	var area float64
+	var parts []part
 	for _, code := range codes {
-		g := groups[code]
-		mp := Union(g.boxes, o.Tolerance)
-		if len(g.quads) > 0 {
-			var err error
-			if mp, err = GeneralUnion(mp, g.quads); err != nil {
-				return nil, 0, fmt.Errorf("EPSG:%d rotated tiles: %w", code, err)
-			}
-		}
-		area += planar.Area(mp)
+		s := byCode[code]
 		p, err := ps.Get(code)
 		if err != nil {
-			return nil, 0, err
+			for _, i := range s.ix {
+				reject(i, err)
+			}
+			continue
 		}
-		w, err := p.MultiPolygon(mp, o.MaxSegment)
+		errs := make([]error, len(s.ix))
+		p.checkCorners(s.corners, errs)
+		u := p.inUnits(o)
+		g := &group{code: code, p: p}
+		for k, i := range s.ix {
+			switch t := tiles[i]; {
+			case errs[k] != nil:
+				reject(i, errs[k])
+			case t.Quad == nil && (t.Box.MaxX-t.Box.MinX <= u.Tolerance || t.Box.MaxY-t.Box.MinY <= u.Tolerance):
+				// The exact union would snap it away without a word.
+				reject(i, fmt.Errorf("box %v within the snapping tolerance (%g)", t.Box, u.Tolerance))
+			case t.Quad != nil:
+				g.quads = append(g.quads, snapQuad(t.Quad, u.Tolerance))
+				g.quadIx = append(g.quadIx, i)
+			default:
+				g.boxes = append(g.boxes, t.Box)
+				g.boxIx = append(g.boxIx, i)
+			}
+		}
+		pt, area := g.outline(u, &res.Rejected)
+		if len(pt.wgs84) > 0 {
+			parts = append(parts, pt)
+			res.Area += area
+		}
+	}
+	res.WGS84 = merge(parts, &res.Rejected)
+	slices.SortFunc(res.Rejected, func(a, b Rejected) int { return a.Index - b.Index })
+	return res
+}
+
+// part is one CRS's outline in WGS84 and the tiles it is made of.
+type part struct {
+	code  int
+	wgs84 orb.MultiPolygon
+	ix    []int
+}
+
+// outline unions the group in its CRS and reprojects it, rejecting the
+// tiles it cannot place.
+func (g *group) outline(o Options, rejected *[]Rejected) (part, float64) {
+	reject := func(ix []int, err error) {
+		for _, i := range ix {
+			*rejected = append(*rejected, Rejected{Index: i, Err: fmt.Errorf("%w: EPSG:%d: %w", ErrMisplaced, g.code, err)})
+		}
+	}
+	mp := Union(g.boxes, o.Tolerance)
+	ix := g.boxIx
+	if len(g.quads) > 0 {
+		u, err := unionAll(append(slices.Clip(g.quads), mp...))
 		if err != nil {
-			return nil, 0, fmt.Errorf("EPSG:%d: %w", code, err)
+			reject(g.quadIx, fmt.Errorf("rotated tiles cannot be merged: %w", err))
+		} else {
+			mp = u
+			ix = append(slices.Clip(ix), g.quadIx...)
 		}
-		parts = append(parts, w)
+	}
+	area := g.p.areaM2(mp)
+	w, err := g.p.MultiPolygon(mp, o.MaxSegment)
+	if err == nil && !allFinite(w) {
+		err = errors.New("outline does not reproject to finite coordinates")
+	}
+	if err != nil {
+		reject(ix, err)
+		return part{}, 0
+	}
+	return part{code: g.code, wgs84: w, ix: ix}, area
+}
+
+// merge unions the CRSs' outlines in WGS84. A part GEOS cannot repair or
+// merge has its tiles rejected.
+func merge(parts []part, rejected *[]Rejected) orb.MultiPolygon {
+	if len(parts) == 0 {
+		return nil
 	}
 	if len(parts) == 1 {
-		return parts[0], area, nil
+		return finish(parts[0].wgs84)
 	}
-	merged, err := GeneralUnion(parts...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("merging CRSs: %w", err)
+	var acc orb.MultiPolygon
+	for _, pt := range parts {
+		w, err := repair(pt.wgs84)
+		var u orb.MultiPolygon
+		if err == nil {
+			u, err = union2(acc, w)
+		}
+		if err != nil {
+			for _, i := range pt.ix {
+				*rejected = append(*rejected, Rejected{Index: i, Err: fmt.Errorf("%w: EPSG:%d outline cannot be merged with the others: %w", ErrMisplaced, pt.code, err)})
+			}
+			continue
+		}
+		acc = u
 	}
-	// GEOS adds intersection points with full precision.
-	for _, poly := range merged {
+	return finish(acc)
+}
+
+// finish rounds GEOS output, which adds intersection points with full
+// precision, to Decimals, and repairs what rounding may break; if rounding
+// keeps breaking it, the valid unrounded geometry wins.
+func finish(mp orb.MultiPolygon) orb.MultiPolygon {
+	for range 3 {
+		r := rounded(mp)
+		fixed, err := repair(r)
+		if err != nil {
+			return mp
+		}
+		if len(fixed) == len(r) && slices.EqualFunc(fixed, r, polygonEqual) {
+			return r
+		}
+		mp = fixed
+	}
+	return mp
+}
+
+// rounded is a copy of mp rounded to Decimals, without the rings rounding
+// collapsed.
+func rounded(mp orb.MultiPolygon) orb.MultiPolygon {
+	out := make(orb.MultiPolygon, 0, len(mp))
+	for _, poly := range mp {
+		var q orb.Polygon
 		for i, r := range poly {
-			poly[i] = roundRing(r)
+			rr := roundRing(slices.Clone(r))
+			if len(rr) < 4 {
+				if i == 0 {
+					break
+				}
+				continue
+			}
+			q = append(q, rr)
+		}
+		if len(q) > 0 {
+			out = append(out, q)
 		}
 	}
-	Orient(merged)
-	return merged, area, nil
+	Orient(out)
+	return out
+}
+
+func polygonEqual(a, b orb.Polygon) bool {
+	return slices.EqualFunc(a, b, func(x, y orb.Ring) bool { return slices.Equal(x, y) })
+}
+
+// snapQuad rounds a rotated tile's corners to the tolerance, so that
+// neighbours computed from slightly different origins share their edges.
+func snapQuad(q orb.Polygon, tol float64) orb.Polygon {
+	out := make(orb.Polygon, len(q))
+	for i, r := range q {
+		out[i] = make(orb.Ring, len(r))
+		for j, pt := range r {
+			out[i][j] = orb.Point{math.Round(pt[0]/tol) * tol, math.Round(pt[1]/tol) * tol}
+		}
+		if len(r) > 0 && r[0] != r[len(r)-1] {
+			out[i] = append(out[i], out[i][0])
+		}
+	}
+	return out
 }

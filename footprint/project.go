@@ -6,8 +6,11 @@ import (
 	"sync"
 
 	"github.com/airbusgeo/godal"
+	"github.com/openpcrs/pcrs-indexer/footprint/internal/crs"
+	"github.com/openpcrs/pcrs-indexer/footprint/internal/geos"
 	"github.com/paulmach/orb"
-	"github.com/paulmach/orb/encoding/wkt"
+	"github.com/paulmach/orb/encoding/wkb"
+	"github.com/paulmach/orb/planar"
 )
 
 // DefaultMaxSegment is the longest edge reprojected as a straight line: a
@@ -24,6 +27,37 @@ type Projector struct {
 	mu       sync.Mutex // OGR transformations are not thread-safe
 	src, dst *godal.SpatialRef
 	tr       *godal.Transform
+	code     int
+	area     areaOfUse
+	hasArea  bool
+	degrees  bool // geographic CRS: coordinates in degrees, not metres
+}
+
+// metresPerDegree converts Options, given in metres, for geographic CRSs.
+const metresPerDegree = 111_320.0
+
+// inUnits is o with its lengths in the CRS's units.
+func (p *Projector) inUnits(o Options) Options {
+	if p.degrees {
+		o.Tolerance /= metresPerDegree
+		o.MaxSegment /= metresPerDegree
+	}
+	return o
+}
+
+// areaM2 is the area of mp, given in the CRS's units, in square metres:
+// for a geographic CRS, on a local equirectangular approximation per
+// polygon, which is exact enough at the size of a delivery.
+func (p *Projector) areaM2(mp orb.MultiPolygon) float64 {
+	if !p.degrees {
+		return planar.Area(mp)
+	}
+	var a float64
+	for _, poly := range mp {
+		lat := poly.Bound().Center()[1] * math.Pi / 180
+		a += planar.Area(poly) * metresPerDegree * metresPerDegree * math.Cos(lat)
+	}
+	return a
 }
 
 // NewProjector prepares the transformation from EPSG:code to WGS84.
@@ -45,7 +79,8 @@ func NewProjector(code int) (*Projector, error) {
 		dst.Close()
 		return nil, fmt.Errorf("EPSG:%d to WGS84: %w", code, err)
 	}
-	return &Projector{src: src, dst: dst, tr: tr}, nil
+	a, ok := crs.AreaOfUse(code)
+	return &Projector{src: src, dst: dst, tr: tr, code: code, area: areaOfUse(a), hasArea: ok, degrees: src.Geographic()}, nil
 }
 
 // Close releases the transformation.
@@ -80,6 +115,12 @@ func (p *Projector) MultiPolygon(mp orb.MultiPolygon, maxSeg float64) (orb.Multi
 func (p *Projector) Polygon(poly orb.Polygon, maxSeg float64) (orb.Polygon, error) {
 	out := make(orb.Polygon, 0, len(poly))
 	for i, r := range poly {
+		if len(r) < 4 {
+			if i == 0 {
+				return nil, nil
+			}
+			continue
+		}
 		d := densify(r, maxSeg)
 		xs := make([]float64, len(d))
 		ys := make([]float64, len(d))
@@ -95,7 +136,7 @@ func (p *Projector) Polygon(poly orb.Polygon, maxSeg float64) (orb.Polygon, erro
 		}
 		ring := make(orb.Ring, len(d))
 		for j := range d {
-			if !ok[j] {
+			if !ok[j] || !finite(xs[j]) || !finite(ys[j]) {
 				return nil, fmt.Errorf("reprojecting point %v failed", d[j])
 			}
 			ring[j] = orb.Point{xs[j], ys[j]}
@@ -113,12 +154,31 @@ func (p *Projector) Polygon(poly orb.Polygon, maxSeg float64) (orb.Polygon, erro
 	return out, nil
 }
 
-// densify inserts points so that no edge is longer than maxSeg.
+// MaxDensified bounds the points densify adds to a ring, beyond a few per
+// input vertex: a tile's size comes from its header, so a hostile one may
+// claim sides of billions of metres.
+const MaxDensified = 10_000
+
+// densify inserts points so that no edge is longer than maxSeg, or, when
+// that would take more than MaxDensified points plus 16 per vertex, spreads
+// that many evenly along the ring. A ring with a non-finite length is
+// returned as is: reprojecting it fails anyway.
 func densify(r orb.Ring, maxSeg float64) orb.Ring {
-	if maxSeg <= 0 {
+	if len(r) < 2 || !(maxSeg > 0) {
 		return r
 	}
-	out := make(orb.Ring, 0, len(r))
+	total := 0.0
+	for i := 0; i+1 < len(r); i++ {
+		total += math.Hypot(r[i+1][0]-r[i][0], r[i+1][1]-r[i][1])
+	}
+	if math.IsNaN(total) || math.IsInf(total, 0) {
+		return r
+	}
+	budget := MaxDensified + 16*len(r)
+	if total/maxSeg > float64(budget) {
+		maxSeg = total / float64(budget)
+	}
+	out := make(orb.Ring, 0, len(r)+min(budget, int(total/maxSeg))+len(r))
 	for i := 0; i+1 < len(r); i++ {
 		a, b := r[i], r[i+1]
 		out = append(out, a)
@@ -172,74 +232,13 @@ func Orient(mp orb.MultiPolygon) {
 	}
 }
 
-// GeneralUnion unions arbitrary polygons (rotated tiles, outlines in WGS84
-// from several CRSs) with GEOS. It is the fallback, not the main path.
-func GeneralUnion(parts ...orb.MultiPolygon) (orb.MultiPolygon, error) {
-	registerOnce.Do(godal.RegisterAll)
-	var acc *godal.Geometry
-	defer func() {
-		if acc != nil {
-			acc.Close()
-		}
-	}()
-	for _, part := range parts {
-		if len(part) == 0 {
-			continue
-		}
-		g, err := godal.NewGeometryFromWKT(wkt.MarshalString(part), nil)
-		if err != nil {
-			return nil, fmt.Errorf("building geometry: %w", err)
-		}
-		if acc == nil {
-			acc = g
-			continue
-		}
-		u, err := acc.Union(g)
-		g.Close()
-		if err != nil {
-			return nil, fmt.Errorf("union: %w", err)
-		}
-		acc.Close()
-		acc = u
-	}
-	if acc == nil {
-		return nil, nil
-	}
-	text, err := acc.WKT()
-	if err != nil {
-		return nil, err
-	}
-	geom, err := wkt.Unmarshal(text)
-	if err != nil {
-		return nil, fmt.Errorf("reading GEOS output: %w", err)
-	}
-	var mp orb.MultiPolygon
-	switch g := geom.(type) {
-	case orb.Polygon:
-		mp = orb.MultiPolygon{g}
-	case orb.MultiPolygon:
-		mp = g
-	case orb.Collection:
-		for _, sub := range g {
-			switch s := sub.(type) {
-			case orb.Polygon:
-				mp = append(mp, s)
-			case orb.MultiPolygon:
-				mp = append(mp, s...)
-			}
-		}
-	}
-	Orient(mp)
-	return mp, nil
-}
-
 // Valid asks GEOS whether mp is a valid geometry by OGC rules.
 func Valid(mp orb.MultiPolygon) (bool, error) {
-	registerOnce.Do(godal.RegisterAll)
-	g, err := godal.NewGeometryFromWKT(wkt.MarshalString(mp), nil)
+	raw, err := wkb.Marshal(mp)
 	if err != nil {
 		return false, err
 	}
-	defer g.Close()
-	return g.Valid(), nil
+	return geos.Valid(raw)
 }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
