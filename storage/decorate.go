@@ -3,11 +3,14 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 )
 
 // Op names a kind of storage request, for counters and metrics.
@@ -69,6 +72,15 @@ func (o observed) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 	return n, err
 }
 
+func (o observed) ReadAtSize(ctx context.Context, key string, p []byte, off int64) (int, int64, error) {
+	start := time.Now()
+	n, size, err := ReadAtSize(ctx, o.Storage, key, p, off)
+	for _, ob := range o.obs {
+		ob.ObserveRequest(OpRead, int64(n), err, time.Since(start))
+	}
+	return n, size, err
+}
+
 func (o observed) Stat(ctx context.Context, key string) (Object, error) {
 	start := time.Now()
 	obj, err := o.Storage.Stat(ctx, key)
@@ -94,21 +106,35 @@ var DefaultRetry = RetryPolicy{Attempts: 5, Base: 200 * time.Millisecond, Max: 5
 // exponential backoff and full jitter so that workers hitting the same
 // failing server do not retry in lockstep.
 func Retrying(s Storage, p RetryPolicy) Storage {
+	return retryingWith(s, p, nil)
+}
+
+// RetryHook hears about every request about to be tried again, with the
+// failure that caused it: a storage absorbing many retries is unhealthy
+// even when the scan succeeds.
+type RetryHook func(op Op, err error)
+
+func retryingWith(s Storage, p RetryPolicy, hook RetryHook) Storage {
 	if p.Attempts < 1 {
 		p.Attempts = 1
 	}
-	return retrying{Storage: s, p: p}
+	if hook == nil {
+		hook = func(Op, error) {}
+	}
+	return retrying{Storage: s, p: p, hook: hook}
 }
 
 type retrying struct {
 	Storage
-	p RetryPolicy
+	p    RetryPolicy
+	hook RetryHook
 }
 
-func (r retrying) do(ctx context.Context, fn func(context.Context) error) error {
+func (r retrying) do(ctx context.Context, op Op, fn func(context.Context) error) error {
 	var err error
 	for attempt := 0; attempt < r.p.Attempts; attempt++ {
 		if attempt > 0 {
+			r.hook(op, err)
 			backoff := min(r.p.Base<<(attempt-1), r.p.Max)
 			wait := time.Duration(rand.Int64N(int64(backoff) + 1))
 			t := time.NewTimer(wait)
@@ -131,20 +157,22 @@ func (r retrying) once(ctx context.Context, fn func(context.Context) error) erro
 	if r.p.Timeout <= 0 {
 		return fn(ctx)
 	}
-	rctx, cancel := context.WithTimeoutCause(ctx, r.p.Timeout, errRequestTimeout)
+	rctx, cancel := context.WithTimeoutCause(ctx, r.p.Timeout, ErrRequestTimeout)
 	defer cancel()
 	err := fn(rctx)
-	if err != nil && ctx.Err() == nil && context.Cause(rctx) == errRequestTimeout {
-		return Transient(err)
+	if err != nil && ctx.Err() == nil && context.Cause(rctx) == ErrRequestTimeout {
+		return Transient(fmt.Errorf("%w after %v: %w", ErrRequestTimeout, r.p.Timeout, err))
 	}
 	return err
 }
 
-var errRequestTimeout = errors.New("storage request timed out")
+// ErrRequestTimeout marks one request that outlived RetryPolicy.Timeout (a
+// server trickling its answer), as opposed to the caller's deadline.
+var ErrRequestTimeout = errors.New("storage request timed out")
 
 func (r retrying) List(ctx context.Context, cursor string) (Page, error) {
 	var page Page
-	err := r.do(ctx, func(ctx context.Context) error {
+	err := r.do(ctx, OpList, func(ctx context.Context) error {
 		var err error
 		page, err = r.Storage.List(ctx, cursor)
 		return err
@@ -153,10 +181,16 @@ func (r retrying) List(ctx context.Context, cursor string) (Page, error) {
 }
 
 func (r retrying) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	n, _, err := r.ReadAtSize(ctx, key, p, off)
+	return n, err
+}
+
+func (r retrying) ReadAtSize(ctx context.Context, key string, p []byte, off int64) (int, int64, error) {
 	var n int
-	err := r.do(ctx, func(ctx context.Context) error {
+	size := int64(SizeUnknown)
+	err := r.do(ctx, OpRead, func(ctx context.Context) error {
 		var err error
-		n, err = r.Storage.ReadAt(ctx, key, p, off)
+		n, size, err = ReadAtSize(ctx, r.Storage, key, p, off)
 		if err == io.EOF {
 			return nil // an answer, not a failure
 		}
@@ -165,12 +199,12 @@ func (r retrying) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 	if err == nil && n < len(p) {
 		err = io.EOF
 	}
-	return n, err
+	return n, size, err
 }
 
 func (r retrying) Stat(ctx context.Context, key string) (Object, error) {
 	var obj Object
-	err := r.do(ctx, func(ctx context.Context) error {
+	err := r.do(ctx, OpStat, func(ctx context.Context) error {
 		var err error
 		obj, err = r.Storage.Stat(ctx, key)
 		return err
@@ -184,7 +218,9 @@ func Retryable(err error) bool {
 	if errors.Is(err, ErrTransient) {
 		return true
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, ErrNotFound) {
+	// A refused address stays refused: retrying a rebinding name would
+	// only give it more chances.
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrNotFound) || errors.Is(err, netguard.ErrRefused) {
 		return false
 	}
 	var ne net.Error
@@ -233,10 +269,49 @@ func (l limited) ReadAt(ctx context.Context, key string, p []byte, off int64) (i
 	return l.Storage.ReadAt(ctx, key, p, off)
 }
 
+func (l limited) ReadAtSize(ctx context.Context, key string, p []byte, off int64) (int, int64, error) {
+	if err := l.acquire(ctx); err != nil {
+		return 0, SizeUnknown, err
+	}
+	defer func() { <-l.sem }()
+	return ReadAtSize(ctx, l.Storage, key, p, off)
+}
+
 func (l limited) Stat(ctx context.Context, key string) (Object, error) {
 	if err := l.acquire(ctx); err != nil {
 		return Object{}, err
 	}
 	defer func() { <-l.sem }()
 	return l.Storage.Stat(ctx, key)
+}
+
+// ComposeConfig says how Compose wraps a storage.
+type ComposeConfig struct {
+	// Observers hear every request that reaches the backend, each retry
+	// included.
+	Observers []Observer
+	// Retry is the retry policy; a zero Attempts means DefaultRetry.
+	Retry RetryPolicy
+	// Concurrency bounds the requests in flight; 0 means no bound.
+	Concurrency int
+	// OnRetry, when set, hears about every retry.
+	OnRetry RetryHook
+}
+
+// Compose wraps s once with every decorator, in the only order that counts
+// right: observed innermost (each retry is a request), retried, then
+// limited outermost (a request waiting to retry keeps its slot, so the
+// bound holds against a failing server).
+func Compose(s Storage, c ComposeConfig) Storage {
+	if len(c.Observers) > 0 {
+		s = Observed(s, c.Observers...)
+	}
+	if c.Retry.Attempts == 0 {
+		c.Retry = DefaultRetry
+	}
+	s = retryingWith(s, c.Retry, c.OnRetry)
+	if c.Concurrency > 0 {
+		s = Limited(s, c.Concurrency)
+	}
+	return s
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 )
 
 // Options carries what a backend may need beyond its location. Secrets live
@@ -20,9 +22,27 @@ type Options struct {
 	// service stores each storage's own keys).
 	S3AccessKey, S3SecretKey string
 
+	// S3Region overrides AWS_REGION and the shared configuration's region;
+	// "" means us-east-1 when nothing else says.
+	S3Region string
+
 	SFTPKey                   string
 	SFTPKnownHosts            string
 	SFTPInsecureIgnoreHostKey bool
+
+	// Guard, when set, checks every address a backend connects to (HTTP
+	// and its redirects, S3, SFTP, FTP control and data connections) at
+	// dial time, after resolution; HTTP proxies from the environment are
+	// then not used, since they would connect where the guard cannot see.
+	// nil connects anywhere (the CLI).
+	Guard *netguard.Guard
+	// Isolated keeps the process's own identity and settings out of the
+	// storage (the service's case). The S3 backend ignores the environment
+	// and the shared AWS configuration: endpoint, region and keys come only
+	// from these options (no AWS_ENDPOINT_URL*, no credential chain, no
+	// instance metadata, no HTTPS_PROXY), and the access is anonymous
+	// without keys. The SFTP backend does not use the SSH agent.
+	Isolated bool
 }
 
 // Opener opens a backend for a parsed location.
@@ -91,41 +111,69 @@ func ParseLocation(location string) (*url.URL, error) {
 	return u, nil
 }
 
-// secretParams are query parameters that carry credentials (pre-signed S3
-// URLs, tokens appended by portals).
-var secretParams = []string{"x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "token", "access_token", "password", "secret", "key", "sig"}
+// hasUserinfo says whether a location's text, authority being what url.Parse
+// would take for it, carries userinfo: an '@' in the authority, or a "port"
+// that is no number with an '@' further on (a password holding a '/').
+func hasUserinfo(authority, rest string) bool {
+	if strings.Contains(authority, "@") {
+		return true
+	}
+	i := strings.LastIndex(authority, ":")
+	if i < 0 || strings.HasSuffix(authority, "]") || !strings.Contains(rest, "@") {
+		return false
+	}
+	for _, c := range authority[i+1:] {
+		if c < '0' || c > '9' {
+			return true
+		}
+	}
+	return false
+}
 
-// Redact returns location with its password and credential-bearing query
-// parameters replaced, fit for logs, reports and API answers.
+// tokenSchemes are those where userinfo without a password is a secret
+// (a token, as portals hand out https://TOKEN@host/), not a login name.
+var tokenSchemes = map[string]bool{"http": true, "https": true, "s3": true}
+
+// Redacted replaces what Redact hides.
+const Redacted = "REDACTED"
+
+// Redact returns location fit for logs, reports and API answers: its
+// password (and on web and S3 locations any userinfo), every query value
+// and the fragment replaced by REDACTED. It does not trust url.Parse: a
+// password with an unencoded '@' or '/' moves the authority's end, so once
+// the authority holds an '@', everything up to the last '@' before the
+// query counts as userinfo.
 func Redact(location string) string {
-	u, err := url.Parse(location)
-	if err != nil || !strings.Contains(location, "://") {
-		// Unparseable: cut anything that looks like userinfo.
-		if i := strings.Index(location, "://"); i >= 0 {
-			rest := location[i+3:]
-			if at := strings.LastIndex(rest, "@"); at >= 0 {
-				if slash := strings.Index(rest, "/"); slash < 0 || at < slash {
-					return location[:i+3] + "REDACTED@" + rest[at+1:]
-				}
+	scheme, rest, ok := strings.Cut(location, "://")
+	if !ok {
+		return location // a local path
+	}
+	rest, frag, hasFrag := strings.Cut(rest, "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if authority, _, _ := strings.Cut(rest, "/"); hasUserinfo(authority, rest) {
+		at := strings.LastIndex(rest, "@")
+		user, _, hasPass := strings.Cut(rest[:at], ":")
+		switch {
+		case hasPass && !tokenSchemes[strings.ToLower(scheme)]:
+			rest = user + ":" + Redacted + rest[at:]
+		case hasPass || tokenSchemes[strings.ToLower(scheme)]:
+			rest = Redacted + rest[at:]
+		}
+	}
+	out := scheme + "://" + rest
+	if hasQuery {
+		params := strings.Split(query, "&")
+		for i, p := range params {
+			if k, _, isPair := strings.Cut(p, "="); isPair {
+				params[i] = k + "=" + Redacted
+			} else if p != "" {
+				params[i] = Redacted
 			}
 		}
-		return location
+		out += "?" + strings.Join(params, "&")
 	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "REDACTED")
-		}
+	if hasFrag && frag != "" {
+		out += "#" + Redacted
 	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			for _, s := range secretParams {
-				if strings.EqualFold(k, s) {
-					q.Set(k, "REDACTED")
-				}
-			}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return out
 }

@@ -14,17 +14,27 @@ func TestRedact(t *testing.T) {
 	}{
 		{"sftp://bob:s3cret@host:22/data", "sftp://bob:REDACTED@host:22/data"},
 		{"ftp://anonymous@host/pub", "ftp://anonymous@host/pub"},
-		{"https://h/x/?token=abc&page=2", "https://h/x/?page=2&token=REDACTED"},
+		{"sftp://bob@host/data/@archive/", "sftp://bob@host/data/@archive/"},
+		{"https://h/x/?token=abc&page=2", "https://h/x/?token=REDACTED&page=REDACTED"},
+		{"https://h/x/?apikey=abc", "https://h/x/?apikey=REDACTED"},
+		{"https://h/x/?abc", "https://h/x/?REDACTED"},
+		{"https://h/x/#abc", "https://h/x/#REDACTED"},
+		{"https://abc@h/x/", "https://REDACTED@h/x/"},
+		{"https://me:abc@h/x/", "https://REDACTED@h/x/"},
+		{"https://h/data/@x/", "https://h/data/@x/"},
 		{"s3://bucket/prefix", "s3://bucket/prefix"},
 		{"/data/tiles", "/data/tiles"},
-		{"ftp://u:p%zz@host/", "ftp://REDACTED@host/"},
+		{"ftp://u:p%zz@host/", "ftp://u:REDACTED@host/"},
+		// Unencoded '@' and '/' in a password: the last '@' ends it.
+		{"sftp://bob:s3c@r/et@host/data", "sftp://bob:REDACTED@host/data"},
+		{"ftp://bob:a/s3cret@host/data", "ftp://bob:REDACTED@host/data"},
 	}
 	for _, tt := range tests {
 		got := Redact(tt.in)
 		if got != tt.want {
 			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-		for _, secret := range []string{"s3cret", "abc", "p%zz"} {
+		for _, secret := range []string{"s3cret", "abc", "p%zz", "s3c@r/et"} {
 			if strings.Contains(got, secret) {
 				t.Errorf("Redact(%q) leaks %q: %q", tt.in, secret, got)
 			}

@@ -25,6 +25,11 @@ type Object struct {
 	Size    int64
 	ModTime time.Time // zero when the storage does not say
 	ETag    string    // empty when the storage has none
+	// Err is why this object alone could not be sized or addressed (a
+	// failed Stat, a key the backend refuses, a folder link that loops or
+	// leaves the root: then Key ends with "/"). Walk hands such objects
+	// to its callback and goes on.
+	Err error
 }
 
 // SizeUnknown marks an Object whose listing did not give an exact size.
@@ -53,6 +58,26 @@ type Storage interface {
 	Close() error
 }
 
+// SizingReader is a Storage whose ranged reads also tell the object's
+// total size (HTTP's Content-Range), so that an object listed without an
+// exact size needs no Stat before its first read: Walker.NeedSize can then
+// leave tiles unsized too, and Apache and lighttpd take one request a tile.
+type SizingReader interface {
+	// ReadAtSize is ReadAt that also returns the object's total size, or
+	// SizeUnknown when the answer did not say.
+	ReadAtSize(ctx context.Context, key string, p []byte, off int64) (n int, size int64, err error)
+}
+
+// ReadAtSize reads like s.ReadAt, with the object's total size when s (or
+// the backend below its decorators) can tell it, else SizeUnknown.
+func ReadAtSize(ctx context.Context, s Storage, key string, p []byte, off int64) (int, int64, error) {
+	if sr, ok := s.(SizingReader); ok {
+		return sr.ReadAtSize(ctx, key, p, off)
+	}
+	n, err := s.ReadAt(ctx, key, p, off)
+	return n, SizeUnknown, err
+}
+
 // Reasons callers branch on. Backends wrap their errors with these (%w) so
 // decorators and the indexer need not know backend error types.
 var (
@@ -62,6 +87,19 @@ var (
 	ErrTransient = errors.New("transient storage failure")
 	// ErrUnsupported is returned by the registry for unknown schemes.
 	ErrUnsupported = errors.New("unsupported storage location")
+	// ErrBadKey marks a listed name the backend cannot address again (a
+	// backslash in a local file name, a link leaving the root).
+	ErrBadKey = errors.New("key the storage cannot address")
+	// ErrNotAListing marks a page answered where a listing was expected
+	// that does not read as one (a maintenance page, a login form): taken
+	// for an empty folder it would publish nothing over something.
+	ErrNotAListing = errors.New("not a listing")
+	// ErrTooLarge marks a walk that went past one of its bounds (folders,
+	// pages, objects, depth, a listing page's size): what it listed is
+	// not the whole storage.
+	ErrTooLarge = errors.New("storage too large")
+	// ErrLoop marks a folder that contains itself (a symlink or a mount).
+	ErrLoop = errors.New("folder loop")
 )
 
 // Transient wraps err so that errors.Is(err, ErrTransient) holds.
@@ -84,7 +122,7 @@ func (e transientError) Unwrap() []error {
 func JoinKey(root, key string) (string, error) {
 	clean := path.Clean("/" + key)
 	if key != "" && (clean != "/"+strings.TrimSuffix(key, "/") || strings.Contains(key, "\\")) {
-		return "", fmt.Errorf("%w: key %q is not a clean relative path", ErrNotFound, key)
+		return "", fmt.Errorf("%w: %w: key %q is not a clean relative path", ErrNotFound, ErrBadKey, key)
 	}
 	return path.Join(root, clean), nil
 }

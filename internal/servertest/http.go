@@ -12,6 +12,8 @@ type HTTPServer struct {
 	URL string
 	// AccessLog is the server's access log (one line per request).
 	AccessLog string
+	// PGID is the server's process group, gone once the test has ended.
+	PGID int
 }
 
 // Nginx serves root's content at /tiles/ with autoindex (HTML, or JSON).
@@ -40,8 +42,8 @@ func Nginx(t testing.TB, root string, jsonIndex bool) HTTPServer {
 		"  }",
 		"}",
 	))
-	Start(t, port, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	return HTTPServer{URL: fmt.Sprintf("http://127.0.0.1:%d/tiles/", port), AccessLog: access}
+	pgid := Start(t, port, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	return HTTPServer{URL: fmt.Sprintf("http://127.0.0.1:%d/tiles/", port), AccessLog: access, PGID: pgid}
 }
 
 // Apache serves root at /tiles/ with mod_autoindex as Debian configures it
@@ -83,8 +85,8 @@ func Apache(t testing.TB, root string) HTTPServer {
 		"  Require all granted",
 		"</Directory>",
 	))
-	Start(t, port, bin, "-f", conf, "-D", "FOREGROUND")
-	return HTTPServer{URL: fmt.Sprintf("http://127.0.0.1:%d/tiles/", port), AccessLog: access}
+	pgid := Start(t, port, bin, "-f", conf, "-D", "FOREGROUND")
+	return HTTPServer{URL: fmt.Sprintf("http://127.0.0.1:%d/tiles/", port), AccessLog: access, PGID: pgid}
 }
 
 // Lighttpd serves root at /tiles/ with mod_dirlisting.
@@ -106,6 +108,6 @@ func Lighttpd(t testing.TB, root string) HTTPServer {
 		`dir-listing.activate = "enable"`,
 		`mimetype.assign = (".txt" => "text/plain", ".tif" => "image/tiff", ".jp2" => "image/jp2")`,
 	))
-	Start(t, port, bin, "-D", "-f", conf)
-	return HTTPServer{URL: fmt.Sprintf("http://127.0.0.1:%d/tiles/", port), AccessLog: access}
+	pgid := Start(t, port, bin, "-D", "-f", conf)
+	return HTTPServer{URL: fmt.Sprintf("http://127.0.0.1:%d/tiles/", port), AccessLog: access, PGID: pgid}
 }

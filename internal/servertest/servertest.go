@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -136,9 +138,12 @@ func ModuleRoot(t testing.TB) string {
 	}
 }
 
-// Start runs a server in the foreground until the test ends, and waits
-// until it accepts connections on port.
-func Start(t testing.TB, port int, name string, args ...string) {
+// Start runs a server in the foreground, in a process group of its own,
+// until the test ends, and waits until it accepts connections on port. It
+// returns the group's id: the test's cleanup kills the whole group (nginx's
+// and apache's workers outlive a killed master otherwise) and waits until
+// none of it is left.
+func Start(t testing.TB, port int, name string, args ...string) int {
 	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), filepath.Base(name)+"-*.log")
 	if err != nil {
@@ -146,15 +151,20 @@ func Start(t testing.TB, port int, name string, args ...string) {
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
+	pgid := cmd.Process.Pid // Setpgid with Pgid 0: the group is named after its leader
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-done
 		logf.Close()
+		if left := awaitGroupGone(pgid, 10*time.Second); len(left) > 0 {
+			t.Errorf("%s: processes %v of group %d still alive after SIGKILL", name, left, pgid)
+		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -168,12 +178,58 @@ func Start(t testing.TB, port int, name string, args ...string) {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return pgid
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	out, _ := os.ReadFile(logf.Name())
 	t.Fatalf("%s did not listen on %d:\n%s", name, port, out)
+	return 0
+}
+
+// awaitGroupGone waits until no live process is left in group pgid, for at
+// most limit, and returns those still alive then. The group was killed:
+// its members only go, so polling cannot miss the moment it is empty.
+func awaitGroupGone(pgid int, limit time.Duration) []int {
+	deadline := time.Now().Add(limit)
+	for {
+		left := GroupMembers(pgid)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// GroupMembers lists the live processes (zombies excluded: they hold no
+// port, no memory) of process group pgid, read from /proc.
+func GroupMembers(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// "pid (comm) state ppid pgrp ...": comm may hold anything, so
+		// fields count from its closing parenthesis.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // WriteFile writes a config file in a fresh folder and returns its path.

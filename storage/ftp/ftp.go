@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jlaffaye/ftp"
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 	"github.com/openpcrs/pcrs-indexer/storage"
 )
 
@@ -29,20 +30,84 @@ type Storage struct {
 	root           string
 	user, password string
 	tls            *tls.Config
+	guard          *netguard.Guard
 
 	mu   sync.Mutex
 	idle []*conn
 }
 
+// conn is a logged-in control connection. Its data connections are
+// dialled under the context of the request in flight (ctx), and both are
+// closed to abort that request.
 type conn struct {
 	c   *ftp.ServerConn
-	raw net.Conn // to abort a request on cancellation
+	raw net.Conn
+
+	mu   sync.Mutex
+	ctx  context.Context
+	data net.Conn
 }
+
+// begin makes ctx the request in flight.
+func (c *conn) begin(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx, c.data = ctx, nil
+}
+
+// end forgets the request in flight.
+func (c *conn) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx, c.data = nil, nil
+}
+
+// abort closes the connections of the request in flight.
+func (c *conn) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.raw != nil {
+		c.raw.Close()
+	}
+	if c.data != nil {
+		c.data.Close()
+	}
+}
+
+// dialData opens a data connection. The address is the control
+// connection's (the library does not trust PASV addresses), and goes
+// through the guard all the same.
+func (c *conn) dialData(s *Storage, network, addr string) (net.Conn, error) {
+	c.mu.Lock()
+	ctx := c.ctx
+	c.mu.Unlock()
+	if ctx == nil {
+		return nil, errors.New("data connection outside a request")
+	}
+	dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	d, err := s.guard.DialContext(dctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx != ctx || ctx.Err() != nil {
+		d.Close()
+		return nil, context.Canceled
+	}
+	c.data = d
+	return d, nil
+}
+
+// handshakeTimeout bounds the connection, greeting, TLS and login of a new
+// control connection, and the connection of a data channel.
+var handshakeTimeout = 30 * time.Second
 
 // Open is the registry's opener for ftp:// and ftps:// locations. Without a
 // user name the login is anonymous.
 func Open(ctx context.Context, u *url.URL, opts storage.Options) (storage.Storage, error) {
-	s := &Storage{addr: u.Host, root: u.Path, user: "anonymous", password: "anonymous"}
+	s := &Storage{addr: u.Host, root: u.Path, user: "anonymous", password: "anonymous", guard: opts.Guard}
 	if u.Port() == "" {
 		s.addr = net.JoinHostPort(u.Hostname(), "21")
 	}
@@ -73,21 +138,36 @@ func (s *Storage) get(ctx context.Context) (*conn, error) {
 		return c, nil
 	}
 	s.mu.Unlock()
-	cn := &conn{}
+	return s.connect(ctx)
+}
+
+// connect opens and logs in a control connection, all of it within the
+// handshake timeout and the context: a server that accepts and then stays
+// silent cannot hold the caller.
+func (s *Storage) connect(ctx context.Context) (*conn, error) {
+	deadline := time.Now().Add(handshakeTimeout)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	raw, err := s.guard.DialContext(dctx, "tcp", s.addr)
+	if err != nil {
+		return nil, s.failed(ctx, "connecting to", err)
+	}
+	if err := raw.SetDeadline(deadline); err != nil {
+		raw.Close()
+		return nil, storage.Transient(err)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	cn := &conn{raw: raw}
+	control := raw // handed to the library once, as its first dial
 	opts := []ftp.DialOption{
-		ftp.DialWithContext(ctx),
-		ftp.DialWithTimeout(30 * time.Second),
 		ftp.DialWithShutTimeout(10 * time.Second),
 		ftp.DialWithDialFunc(func(network, address string) (net.Conn, error) {
-			d := net.Dialer{Timeout: 15 * time.Second}
-			if cn.raw != nil {
-				// A data connection of a later request: the context that
-				// opened the control connection may be long gone.
-				return d.Dial(network, address)
+			if c := control; c != nil {
+				control = nil
+				return c, nil
 			}
-			c, err := d.DialContext(ctx, network, address)
-			cn.raw = c // the control connection comes first
-			return c, err
+			return cn.dialData(s, network, address)
 		}),
 	}
 	if s.tls != nil {
@@ -95,24 +175,45 @@ func (s *Storage) get(ctx context.Context) (*conn, error) {
 	}
 	c, err := ftp.Dial(s.addr, opts...)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, storage.Transient(fmt.Errorf("connecting to %s: %w", s.addr, err))
+		cn.raw.Close()
+		return nil, s.failed(ctx, "connecting to", err)
 	}
 	if err := c.Login(s.user, s.password); err != nil {
-		c.Quit()
+		c.Quit() // still under the deadline
 		// A refusal (530, or a USER rejected with a bare message) is final;
 		// only a broken connection is worth another try.
 		var ne net.Error
 		var te *textproto.Error
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.As(err, &te) && te.Code >= 400 && te.Code < 500 {
 			return nil, storage.Transient(fmt.Errorf("logging in to %s: %w", s.addr, err))
 		}
 		return nil, fmt.Errorf("logging in to %s as %s: %w", s.addr, s.user, err)
 	}
+	if !stop() {
+		c.Quit()
+		return nil, ctx.Err()
+	}
+	if err := cn.raw.SetDeadline(time.Time{}); err != nil {
+		c.Quit()
+		return nil, storage.Transient(err)
+	}
 	cn.c = c
 	return cn, nil
+}
+
+// failed picks the error to return for a failed connection: the
+// context's when it ended, the guard's refusal as final, else transient.
+func (s *Storage) failed(ctx context.Context, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, netguard.ErrRefused):
+		return fmt.Errorf("%s %s: %w", what, s.addr, err)
+	}
+	return storage.Transient(fmt.Errorf("%s %s: %w", what, s.addr, err))
 }
 
 // put returns a connection to the pool, or closes it after a failure that
@@ -146,20 +247,23 @@ func (s *Storage) with(ctx context.Context, op func(*ftp.ServerConn) error) erro
 	if err != nil {
 		return err
 	}
+	c.begin(ctx)
 	done := make(chan error, 1)
 	go func() { done <- op(c.c) }()
 	select {
 	case <-ctx.Done():
-		if c.raw != nil {
-			c.raw.Close()
-		}
+		c.abort()
 		<-done
 		return ctx.Err()
 	case err = <-done:
 	}
+	c.end()
 	s.put(c, err)
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, netguard.ErrRefused) {
+		return err
 	}
 	var te *textproto.Error
 	if errors.As(err, &te) {

@@ -4,6 +4,9 @@
 package httpdir
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -16,12 +19,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 	"github.com/openpcrs/pcrs-indexer/storage"
 )
 
-// maxListing bounds one listing page: a folder of 100,000 tiles is about
-// 15 MB of HTML.
-const maxListing = 64 << 20
+// maxListing bounds one listing page, decompressed: a folder of 100,000
+// tiles is about 13 MB of nginx HTML. A longer page fails the listing
+// rather than being cut, which would list part of the folder as all of it.
+const maxListing = 16 << 20
 
 // Storage crawls the listings below root.
 type Storage struct {
@@ -33,7 +38,7 @@ type Storage struct {
 
 // Open is the registry's opener for http:// and https:// locations.
 func Open(_ context.Context, u *url.URL, opts storage.Options) (storage.Storage, error) {
-	return New(u, opts.Password, nil)
+	return New(u, opts.Password, newTransport(opts.Guard))
 }
 
 // New crawls below u. The user name comes from u, the password from
@@ -58,20 +63,36 @@ func New(u *url.URL, password string, transport http.RoundTripper) (*Storage, er
 	}
 	root.RawPath = ""
 	if transport == nil {
-		transport = &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 128, // one kept-alive connection per worker
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 15 * time.Second,
-			// Ranged reads must come back as the bytes asked for.
-			DisableCompression: true,
-		}
+		transport = newTransport(nil)
 	}
 	s := &Storage{root: &root, user: user, password: password}
 	s.client = &http.Client{Transport: transport, CheckRedirect: s.checkRedirect}
 	return s, nil
+}
+
+// newTransport is tuned for many small ranged requests. Every connection,
+// redirects' included, is dialled through guard (nil: no guard); a guarded
+// transport ignores HTTP_PROXY, since a proxy would connect on our behalf
+// where the guard cannot see.
+func newTransport(guard *netguard.Guard) *http.Transport {
+	t := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			return guard.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 128, // one kept-alive connection per worker
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 15 * time.Second,
+		// Ranged reads must come back as the bytes asked for.
+		DisableCompression: true,
+	}
+	if guard != nil {
+		t.Proxy = nil
+	}
+	return t
 }
 
 // checkRedirect follows redirects (a folder without its trailing slash)
@@ -150,27 +171,19 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 	if resp.StatusCode != http.StatusOK {
 		return storage.Page{}, statusErr(req, resp)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxListing))
-	if err != nil {
-		return storage.Page{}, storage.Transient(fmt.Errorf("reading the listing of %q: %w", cursor, err))
-	}
 	// Links resolve against where the page really is (after redirects).
 	base := *resp.Request.URL
 	if !strings.HasSuffix(base.Path, "/") {
 		base.Path += "/"
 	}
 	base.RawPath = ""
-	var entries []entry
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
-		if entries, err = parseJSON(&base, body); err != nil {
-			return storage.Page{}, fmt.Errorf("listing of %q: %w", cursor, err)
-		}
-	} else {
-		entries = parseHTML(&base, string(body))
+	entries, err := readListing(ctx, &base, resp)
+	if err != nil {
+		return storage.Page{}, fmt.Errorf("listing %s: %w", base.Redacted(), err)
 	}
 	var page storage.Page
 	for _, e := range entries {
-		key := strings.TrimPrefix(e.URL.Path, s.root.Path)
+		key := strings.TrimPrefix(e.Path, s.root.Path)
 		if e.Dir {
 			page.Dirs = append(page.Dirs, key)
 			continue
@@ -178,6 +191,84 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 		page.Objects = append(page.Objects, storage.Object{Key: key, Size: e.Size, ModTime: e.ModTime})
 	}
 	return page, nil
+}
+
+// readListing reads and parses a listing page, refusing what does not
+// read as one whole listing.
+func readListing(ctx context.Context, base *url.URL, resp *http.Response) ([]entry, error) {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if !listingTypes[mt] {
+		return nil, fmt.Errorf("%w: content type %q", storage.ErrNotAListing, mt)
+	}
+	body, err := readBody(resp)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); mt == "application/json" || len(trimmed) > 0 && trimmed[0] == '[' {
+		return parseJSON(base, body)
+	}
+	if cutShort(body) {
+		return nil, storage.Transient(errors.New("the page ends before </html>: cut short"))
+	}
+	entries, listing, err := parseHTML(base, string(body))
+	switch {
+	case errors.Is(err, errTooManyLinks):
+		return nil, fmt.Errorf("%w: %w", storage.ErrTooLarge, err)
+	case err != nil:
+		return nil, err
+	case !listing:
+		return nil, fmt.Errorf("%w: no link to a file, a folder or the parent folder, no index title", storage.ErrNotAListing)
+	}
+	return entries, nil
+}
+
+// listingTypes are the content types a listing comes as; "" is a server
+// that does not say. Gzip types are listings served compressed as files.
+var listingTypes = map[string]bool{
+	"": true, "text/html": true, "application/xhtml+xml": true, "text/plain": true,
+	"application/json": true, "application/gzip": true, "application/x-gzip": true,
+}
+
+// readBody reads a listing body up to maxListing bytes, decompressed: some
+// servers gzip it whether asked or not, some serve a listing.gz as is.
+func readBody(resp *http.Response) ([]byte, error) {
+	br := bufio.NewReader(resp.Body)
+	var r io.Reader = br
+	switch enc := strings.ToLower(resp.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+		if magic, _ := br.Peek(2); !bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+			break
+		}
+		fallthrough
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, storage.Transient(fmt.Errorf("gzip listing: %w", err))
+		}
+		r = zr
+	default:
+		return nil, fmt.Errorf("%w: content encoding %q", storage.ErrNotAListing, enc)
+	}
+	body, err := io.ReadAll(io.LimitReader(r, maxListing+1))
+	if err != nil {
+		return nil, storage.Transient(fmt.Errorf("reading the page: %w", err))
+	}
+	if len(body) > maxListing {
+		return nil, fmt.Errorf("%w: page longer than %d bytes", storage.ErrTooLarge, maxListing)
+	}
+	return body, nil
+}
+
+// cutShort says whether an HTML page opened <html> and never closed it: a
+// server that lied about its length or dropped the connection. Go's
+// FileServer writes neither, so only an opened page must be closed.
+func cutShort(body []byte) bool {
+	head := body[:min(len(body), 4096)]
+	tail := body[max(0, len(body)-4096):]
+	return bytes.Contains(bytes.ToLower(head), []byte("<html")) && !bytes.Contains(bytes.ToLower(tail), []byte("</html"))
 }
 
 // Stat asks the server with HEAD, or with a one-byte ranged GET where HEAD
@@ -244,54 +335,66 @@ func totalFromContentRange(v string) int64 {
 // whole object: the bytes before off are skipped, the ones after p are
 // never read (the connection is dropped instead of drained).
 func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	n, _, err := s.ReadAtSize(ctx, key, p, off)
+	return n, err
+}
+
+// ReadAtSize is ReadAt, with the object's total size from the answer's
+// Content-Range (or Content-Length, when the server ignored Range).
+func (s *Storage) ReadAtSize(ctx context.Context, key string, p []byte, off int64) (int, int64, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return 0, storage.SizeUnknown, nil
 	}
 	req, err := s.request(ctx, http.MethodGet, s.keyURL(key))
 	if err != nil {
-		return 0, err
+		return 0, storage.SizeUnknown, err
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1))
 	resp, err := s.do(req)
 	if err != nil {
-		return 0, err
+		return 0, storage.SizeUnknown, err
 	}
 	defer resp.Body.Close()
-	body := io.Reader(resp.Body)
+	var total int64
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
+		total = totalFromContentRange(resp.Header.Get("Content-Range"))
 	case http.StatusOK:
+		total = resp.ContentLength
+	case http.StatusRequestedRangeNotSatisfiable:
+		return 0, totalFromContentRange(resp.Header.Get("Content-Range")), io.EOF
+	default:
+		return 0, storage.SizeUnknown, statusErr(req, resp)
+	}
+	// Compressed bytes are not the object's bytes at off, nor is their
+	// length its size.
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return 0, storage.SizeUnknown, fmt.Errorf("reading %s: the server sends it %s-encoded", key, enc)
+	}
+	if resp.StatusCode == http.StatusOK {
 		if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
 			if err == io.EOF {
-				return 0, io.EOF
+				return 0, total, io.EOF
 			}
-			return 0, storage.Transient(err)
+			return 0, total, storage.Transient(err)
 		}
-	case http.StatusRequestedRangeNotSatisfiable:
-		return 0, io.EOF
-	default:
-		return 0, statusErr(req, resp)
 	}
-	n, err := io.ReadFull(body, p)
+	n, err := io.ReadFull(resp.Body, p)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
 		// Shorter than asked: either the object ends there or the
 		// connection was cut. The announced length tells which.
-		total := resp.ContentLength
-		if resp.StatusCode == http.StatusPartialContent {
-			total = totalFromContentRange(resp.Header.Get("Content-Range"))
-		}
 		if total >= 0 && off+int64(n) < total {
-			return n, storage.Transient(fmt.Errorf("reading %s: cut after %d bytes", key, n))
+			return n, total, storage.Transient(fmt.Errorf("reading %s: cut after %d bytes", key, n))
 		}
-		return n, io.EOF
+		return n, total, io.EOF
 	case err != nil:
 		if ctx.Err() != nil {
-			return n, ctx.Err()
+			return n, total, ctx.Err()
 		}
-		return n, storage.Transient(err)
+		return n, total, storage.Transient(err)
 	}
-	return n, nil
+	return n, total, nil
 }
 
 // Close drops idle connections.

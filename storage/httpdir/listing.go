@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"net/url"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,7 +14,7 @@ import (
 
 // entry is one link of a listing page.
 type entry struct {
-	URL     *url.URL // resolved
+	Path    string // resolved, decoded
 	Dir     bool
 	Size    int64 // -1 when the page gives no exact size
 	ModTime time.Time
@@ -31,44 +32,132 @@ var (
 
 var afterLayouts = []string{"02-Jan-2006 15:04", "2006-01-02 15:04", "2006-01-02 15:04:05", "2006-Jan-02 15:04:05"}
 
+// maxLinks bounds the links read from one listing page: a folder of
+// 100,000 tiles with their world files is 200,000 links.
+const maxLinks = 250_000
+
+// errTooManyLinks is wrapped with the page's URL by List.
+var errTooManyLinks = fmt.Errorf("more than %d links", maxLinks)
+
 // parseHTML reads the links of a listing page at base. Only links to
 // children of base are kept: no parent, no sort links, nothing elsewhere.
-func parseHTML(base *url.URL, page string) []entry {
-	var out []entry
+// listing says whether the page reads as a directory listing at all: a
+// child, a link to the parent folder, or an index title.
+func parseHTML(base *url.URL, page string) (out []entry, listing bool, err error) {
 	seen := map[string]bool{}
-	matches := anchorRe.FindAllStringSubmatchIndex(page, -1)
+	matches := anchors(page, maxLinks+1)
+	if len(matches) > maxLinks {
+		return nil, false, errTooManyLinks
+	}
 	prevEnd := 0
 	for i, m := range matches {
-		href := firstGroup(page, m, 2, 4, 6)
-		before := page[prevEnd:m[0]]
+		href := html.UnescapeString(page[m.href[0]:m.href[1]])
+		before := page[prevEnd:m.start]
 		afterEnd := len(page)
 		if i+1 < len(matches) {
-			afterEnd = matches[i+1][0]
+			afterEnd = matches[i+1].start
 		}
-		after := page[m[1]:afterEnd]
-		prevEnd = m[1]
+		after := page[m.end:afterEnd]
+		prevEnd = m.end
 
-		u, ok := child(base, html.UnescapeString(href))
-		if !ok || seen[u.Path] {
+		u, ok := child(base, href)
+		if !ok {
+			listing = listing || isParent(base, href)
+			continue
+		}
+		if seen[u.Path] {
 			continue
 		}
 		seen[u.Path] = true
-		e := entry{URL: u, Dir: strings.HasSuffix(u.Path, "/"), Size: -1}
+		e := entry{Path: u.Path, Dir: strings.HasSuffix(u.Path, "/"), Size: -1}
 		if !e.Dir {
 			e.Size, e.ModTime = columns(before, after)
 		}
 		out = append(out, e)
 	}
+	listing = listing || len(out) > 0 || indexTitleRe.MatchString(page) || emptyGoIndexRe.MatchString(page)
+	return out, listing, nil
+}
+
+var (
+	// Titles of empty listings: Apache, nginx, lighttpd ("Index of"),
+	// python ("Directory listing for").
+	indexTitleRe = regexp.MustCompile(`(?i)<(?:title|h1)>\s*(?:index of|directory listing for)\s`)
+	// Go's http.FileServer lists an empty folder as a bare <pre></pre>.
+	emptyGoIndexRe = regexp.MustCompile(`(?i)^\s*(?:<!doctype html>\s*)?(?:<meta [^>]*>\s*)?<pre>\s*</pre>\s*$`)
+)
+
+// isParent says whether href links to the folder above base.
+func isParent(base *url.URL, href string) bool {
+	ref, err := url.Parse(href)
+	if err != nil || ref.RawQuery != "" {
+		return false
+	}
+	u := base.ResolveReference(ref)
+	if u.Host != base.Host {
+		return false
+	}
+	parent := path.Dir(strings.TrimSuffix(base.Path, "/"))
+	return strings.TrimSuffix(u.Path, "/") == strings.TrimSuffix(parent, "/")
+}
+
+// maxAnchor bounds one <a ...>...</a> element.
+const maxAnchor = 8 << 10
+
+// anchor locates one link element in a page, and its href.
+type anchor struct {
+	start, end int
+	href       [2]int
+}
+
+// anchors finds up to n anchors as anchorRe would on the whole page, but
+// runs the expression on each element alone: on a page of hundreds of
+// thousands of links, the submatch engine crawls.
+func anchors(page string, n int) []anchor {
+	lower := asciiLower(page)
+	var out []anchor
+	for pos := 0; len(out) < n; {
+		i := strings.Index(lower[pos:], "<a")
+		if i < 0 {
+			break
+		}
+		start := pos + i
+		pos = start + 2
+		end := strings.Index(lower[start:min(len(lower), start+maxAnchor)], "</a")
+		if end < 0 {
+			continue
+		}
+		end += start + 3
+		gt := strings.IndexByte(lower[end:min(len(lower), end+64)], '>')
+		if gt < 0 {
+			continue
+		}
+		m := anchorRe.FindStringSubmatchIndex(page[start : end+gt+1])
+		if m == nil || m[0] != 0 {
+			continue
+		}
+		a := anchor{start: start, end: start + m[1]}
+		for g := 2; g <= 6; g += 2 {
+			if m[g] >= 0 {
+				a.href = [2]int{start + m[g], start + m[g+1]}
+				break
+			}
+		}
+		out = append(out, a)
+		pos = a.end
+	}
 	return out
 }
 
-func firstGroup(s string, m []int, groups ...int) string {
-	for _, g := range groups {
-		if m[g] >= 0 {
-			return s[m[g]:m[g+1]]
+// asciiLower lower-cases ASCII letters only, keeping every byte offset.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
 		}
 	}
-	return ""
+	return string(b)
 }
 
 // columns finds an exact size (a bare number of bytes, not "1.0M"; -1
@@ -139,6 +228,9 @@ func parseJSON(base *url.URL, body []byte) ([]entry, error) {
 	if err := json.Unmarshal(body, &items); err != nil {
 		return nil, fmt.Errorf("JSON listing: %w", err)
 	}
+	if len(items) > maxLinks {
+		return nil, errTooManyLinks
+	}
 	var out []entry
 	for _, it := range items {
 		if it.Name == "" || it.Name == "." || it.Name == ".." || strings.Contains(it.Name, "/") {
@@ -150,7 +242,7 @@ func parseJSON(base *url.URL, body []byte) ([]entry, error) {
 			ref.Path += "/"
 		}
 		u := base.ResolveReference(ref)
-		e := entry{URL: u, Dir: dir, Size: -1}
+		e := entry{Path: u.Path, Dir: dir, Size: -1}
 		if it.Size != nil && !dir {
 			e.Size = *it.Size
 		}

@@ -52,11 +52,14 @@ func TestParseListings(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				entries = parseHTML(base, string(raw))
+				var listing bool
+				if entries, listing, err = parseHTML(base, string(raw)); err != nil || !listing {
+					t.Fatalf("listing = %v, err = %v", listing, err)
+				}
 			}
 			got := map[string]int64{}
 			for _, e := range entries {
-				name := strings.TrimPrefix(e.URL.Path, base.Path)
+				name := strings.TrimPrefix(e.Path, base.Path)
 				if e.Dir {
 					got[name] = 0
 				} else {
@@ -67,7 +70,7 @@ func TestParseListings(t *testing.T) {
 				t.Errorf("entries\n got %s\nwant %s", a, b)
 			}
 			for _, e := range entries {
-				if strings.HasSuffix(e.URL.Path, "big.tif") && e.Size > 0 {
+				if strings.HasSuffix(e.Path, "big.tif") && e.Size > 0 {
 					if want := time.Date(2024, 1, 2, 3, 4, 0, 0, time.UTC); !e.ModTime.Truncate(time.Minute).Equal(want) {
 						t.Errorf("big.tif modified %v, want %v", e.ModTime, want)
 					}

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 	"github.com/openpcrs/pcrs-indexer/storage"
 )
 
@@ -29,36 +32,64 @@ type Storage struct {
 	prefix string // "" or ending with "/"
 }
 
-// Open is the registry's opener for s3://bucket/prefix: the standard AWS
-// credential chain, AWS_REGION, and the endpoint from --s3-endpoint or
-// AWS_ENDPOINT_URL_S3.
+// Open is the registry's opener for s3://bucket/prefix. By default it
+// takes what the AWS tools take: the standard credential chain, AWS_REGION,
+// and the endpoint from --s3-endpoint or AWS_ENDPOINT_URL_S3. With
+// opts.Isolated it takes nothing from the process: see storage.Options.
 func Open(ctx context.Context, u *url.URL, opts storage.Options) (storage.Storage, error) {
-	var loadOpts []func(*config.LoadOptions) error
-	if opts.S3AccessKey != "" {
-		loadOpts = append(loadOpts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(opts.S3AccessKey, opts.S3SecretKey, "")))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+	var cfg aws.Config
+	endpoint := opts.S3Endpoint
+	if opts.Isolated {
+		cfg = isolatedConfig(opts)
+	} else {
+		var loadOpts []func(*config.LoadOptions) error
+		if opts.S3AccessKey != "" {
+			loadOpts = append(loadOpts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(opts.S3AccessKey, opts.S3SecretKey, "")))
+		}
+		if opts.S3Region != "" {
+			loadOpts = append(loadOpts, config.WithRegion(opts.S3Region))
+		}
+		var err error
+		if cfg, err = config.LoadDefaultConfig(ctx, loadOpts...); err != nil {
+			return nil, fmt.Errorf("AWS configuration: %w", err)
+		}
+		if endpoint == "" {
+			endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+		}
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1" // S3-compatible stores rarely care
 	}
-	endpoint := opts.S3Endpoint
-	if endpoint == "" {
-		endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	return newStorage(cfg, u.Host, u.Path, endpoint, opts.S3PathStyle, opts.Isolated, opts.Guard)
+}
+
+// isolatedConfig is a configuration built from opts alone: no environment,
+// no shared files, no credential chain (hence no instance metadata).
+func isolatedConfig(opts storage.Options) aws.Config {
+	cfg := aws.Config{Region: opts.S3Region, Credentials: aws.AnonymousCredentials{}}
+	if opts.S3AccessKey != "" {
+		cfg.Credentials = credentials.NewStaticCredentialsProvider(opts.S3AccessKey, opts.S3SecretKey, "")
 	}
-	return New(cfg, u.Host, u.Path, endpoint, opts.S3PathStyle)
+	return cfg
 }
 
 // New serves bucket/prefix with cfg's credentials.
 func New(cfg aws.Config, bucket, prefix, endpoint string, pathStyle bool) (*Storage, error) {
+	return newStorage(cfg, bucket, prefix, endpoint, pathStyle, false, nil)
+}
+
+// newStorage serves bucket/prefix; isolated forces the endpoint to be
+// exactly endpoint (none: AWS's), and every connection goes through guard.
+func newStorage(cfg aws.Config, bucket, prefix, endpoint string, pathStyle, isolated bool, guard *netguard.Guard) (*Storage, error) {
 	if bucket == "" {
 		return nil, errors.New("s3 location without a bucket")
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if endpoint != "" {
+		switch {
+		case endpoint != "":
 			o.BaseEndpoint = aws.String(endpoint)
+		case isolated:
+			o.BaseEndpoint = nil // whatever the SDK found in the environment
 		}
 		o.UsePathStyle = pathStyle
 		// Retries are the storage decorator's, so that each one is counted.
@@ -66,19 +97,45 @@ func New(cfg aws.Config, bucket, prefix, endpoint string, pathStyle bool) (*Stor
 		// Ranged reads of a header have no full-object checksum to check.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.HTTPClient = &http.Client{Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 128,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		}}
+		o.HTTPClient = &http.Client{Transport: transport(guard, isolated)}
 	})
 	prefix = strings.TrimPrefix(prefix, "/")
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
 	return &Storage{client: client, bucket: bucket, prefix: prefix}, nil
+}
+
+// transport dials through guard. A guarded or isolated client ignores
+// HTTPS_PROXY: a proxy would connect on our behalf where the guard cannot
+// see.
+func transport(guard *netguard.Guard, isolated bool) *http.Transport {
+	t := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         dialWithTimeout(guard),
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 128,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: handshakeTimeout,
+		// Bounds the wait for an answer's headers; bodies are small.
+		ResponseHeaderTimeout: 60 * time.Second,
+		DisableCompression:    true,
+	}
+	if guard != nil || isolated {
+		t.Proxy = nil
+	}
+	return t
+}
+
+// handshakeTimeout bounds a TCP connect and a TLS handshake each.
+const handshakeTimeout = 15 * time.Second
+
+func dialWithTimeout(guard *netguard.Guard) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		defer cancel()
+		return guard.DialContext(ctx, network, addr)
+	}
 }
 
 // List is one ListObjectsV2 page; cursor is the continuation token. The
@@ -137,9 +194,18 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 		return 0, s.mapErr(ctx, key, err)
 	}
 	defer out.Body.Close()
+	total, err := checkRange(out.ContentRange, off)
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", key, err)
+	}
 	n, err := io.ReadFull(out.Body, p)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		// Shorter than asked: the object ends there, or the connection was
+		// cut. The announced lengths tell which.
+		if total >= 0 && off+int64(n) < total || n < int(aws.ToInt64(out.ContentLength)) {
+			return n, storage.Transient(fmt.Errorf("reading %s: body cut after %d bytes", key, n))
+		}
 		return n, io.EOF
 	case err != nil:
 		if ctx.Err() != nil {
@@ -148,6 +214,32 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 		return n, storage.Transient(fmt.Errorf("reading %s: %w", key, err))
 	}
 	return n, nil
+}
+
+// checkRange reads a Content-Range answer ("bytes first-last/total"),
+// refusing one that does not start at off, and returns the object's total
+// size, or -1 when the answer does not say.
+func checkRange(contentRange *string, off int64) (int64, error) {
+	v := aws.ToString(contentRange)
+	if v == "" {
+		if off > 0 {
+			return -1, errors.New("the store ignored the requested range")
+		}
+		return -1, nil
+	}
+	var first, last int64
+	var total string
+	if _, err := fmt.Sscanf(v, "bytes %d-%d/%s", &first, &last, &total); err != nil {
+		return -1, fmt.Errorf("unreadable Content-Range %q", v)
+	}
+	if first != off {
+		return -1, fmt.Errorf("asked for bytes from %d, got %q", off, v)
+	}
+	size, err := strconv.ParseInt(total, 10, 64)
+	if err != nil {
+		return -1, nil // "*": size unknown
+	}
+	return size, nil
 }
 
 // Stat is one HeadObject.
@@ -166,6 +258,9 @@ func (s *Storage) Close() error { return nil }
 func (s *Storage) mapErr(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, netguard.ErrRefused) {
+		return fmt.Errorf("%s: %w", what, err) // final: retrying changes nothing
 	}
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -36,12 +37,17 @@ type Storage struct {
 	addr   string
 	root   string
 	config *ssh.ClientConfig
+	guard  *netguard.Guard
 	next   atomic.Uint64
 	slots  [Sessions]slot
 	agent  io.Closer
 }
 
+// slot is one session. Connecting takes the slot's turn (a channel, so
+// that waiting for it respects the waiter's context); mu only guards the
+// fields and is never held across network I/O.
 type slot struct {
+	turn   chan struct{}
 	mu     sync.Mutex
 	ssh    *ssh.Client
 	client *sftp.Client
@@ -59,6 +65,7 @@ func Open(ctx context.Context, u *url.URL, opts storage.Options) (storage.Storag
 	}
 	s := New(host, u.Path, cfg)
 	s.agent = agentConn
+	s.guard = opts.Guard
 	// Connect now: a wrong password or host key is the user's to fix, not a
 	// reason to retry every tile.
 	if _, err := s.slots[0].get(ctx, s); err != nil {
@@ -103,7 +110,9 @@ func ClientConfig(u *url.URL, opts storage.Options) (cfg *ssh.ClientConfig, agen
 		}
 		auth = append(auth, ssh.PublicKeys(signer))
 	}
-	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+	// An isolated storage (the service's) never borrows the process's own
+	// identity: no agent.
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && !opts.Isolated {
 		if c, err := net.Dial("unix", sock); err == nil {
 			agentConn = c
 			auth = append(auth, ssh.PublicKeysCallback(agent.NewClient(c).Signers))
@@ -146,48 +155,119 @@ func New(addr, root string, cfg *ssh.ClientConfig) *Storage {
 	if root == "" {
 		root = "."
 	}
-	return &Storage{addr: addr, root: root, config: cfg}
+	s := &Storage{addr: addr, root: root, config: cfg}
+	for i := range s.slots {
+		s.slots[i].turn = make(chan struct{}, 1)
+	}
+	return s
 }
 
-func (sl *slot) get(ctx context.Context, s *Storage) (*sftp.Client, error) {
+func (sl *slot) current() *sftp.Client {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	if sl.client != nil {
-		return sl.client, nil
+	return sl.client
+}
+
+// get returns the slot's session, connecting it if needed. Callers wait
+// for a connection in progress only as long as their context allows.
+func (sl *slot) get(ctx context.Context, s *Storage) (*sftp.Client, error) {
+	if c := sl.current(); c != nil {
+		return c, nil
 	}
-	d := net.Dialer{Timeout: s.config.Timeout}
-	conn, err := d.DialContext(ctx, "tcp", s.addr)
+	select {
+	case sl.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-sl.turn }()
+	if c := sl.current(); c != nil {
+		return c, nil // connected while we waited
+	}
+	sc, client, err := s.connect(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, storage.Transient(fmt.Errorf("connecting to %s: %w", s.addr, err))
+		return nil, err
 	}
+	sl.mu.Lock()
+	sl.ssh, sl.client = sc, client
+	sl.mu.Unlock()
+	return client, nil
+}
+
+// connect dials, shakes hands and starts SFTP, all within the handshake
+// timeout (config.Timeout) and the context: a server that accepts and
+// then stays silent cannot hold the caller.
+func (s *Storage) connect(ctx context.Context) (*ssh.Client, *sftp.Client, error) {
+	timeout := s.config.Timeout
+	if timeout <= 0 {
+		timeout = 20 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	conn, err := s.guard.DialContext(dctx, "tcp", s.addr)
+	if err != nil {
+		return nil, nil, s.failed(ctx, err, storage.Transient(fmt.Errorf("connecting to %s: %w", s.addr, err)))
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		conn.Close()
+		return nil, nil, storage.Transient(err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, s.addr, s.config)
 	if err != nil {
+		stop()
 		conn.Close()
-		// Authentication and host key failures are final.
-		return nil, fmt.Errorf("SSH handshake with %s: %w", s.addr, err)
+		// Authentication and host key failures are final; a silent or
+		// vanished server is not.
+		err = fmt.Errorf("SSH handshake with %s: %w", s.addr, err)
+		if lost(err) {
+			err = storage.Transient(err)
+		}
+		return nil, nil, s.failed(ctx, err, err)
 	}
 	sc := ssh.NewClient(c, chans, reqs)
 	client, err := sftp.NewClient(sc, sftp.UseConcurrentReads(true))
-	if err != nil {
+	if !stop() || err != nil {
 		sc.Close()
-		return nil, storage.Transient(fmt.Errorf("starting SFTP on %s: %w", s.addr, err))
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, nil, s.failed(ctx, err, storage.Transient(fmt.Errorf("starting SFTP on %s: %w", s.addr, err)))
 	}
-	sl.ssh, sl.client = sc, client
-	return client, nil
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		client.Close()
+		sc.Close()
+		return nil, nil, storage.Transient(err)
+	}
+	return sc, client, nil
+}
+
+// failed picks the error to return for a failed connection: the
+// context's when it ended, the guard's refusal as final, else mapped.
+func (s *Storage) failed(ctx context.Context, err, mapped error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, netguard.ErrRefused):
+		return fmt.Errorf("connecting to %s: %w", s.addr, err)
+	}
+	return mapped
 }
 
 // drop closes a broken session so that the next request reconnects.
 func (sl *slot) drop(client *sftp.Client) {
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	if sl.client == client && client != nil {
-		sl.client.Close()
-		sl.ssh.Close()
-		sl.client, sl.ssh = nil, nil
+	if sl.client != client || client == nil {
+		sl.mu.Unlock()
+		return
 	}
+	sc := sl.ssh
+	sl.client, sl.ssh = nil, nil
+	sl.mu.Unlock()
+	// The connection first: closing SFTP on a live but stuck connection
+	// could wait on the network.
+	sc.Close()
+	client.Close()
 }
 
 // with runs op on a session. A cancelled context closes the session to
@@ -310,13 +390,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) 
 func (s *Storage) Close() error {
 	for i := range s.slots {
 		sl := &s.slots[i]
-		sl.mu.Lock()
-		if sl.client != nil {
-			sl.client.Close()
-			sl.ssh.Close()
-			sl.client, sl.ssh = nil, nil
-		}
-		sl.mu.Unlock()
+		sl.drop(sl.current())
 	}
 	if s.agent != nil {
 		s.agent.Close()
