@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -51,8 +50,8 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /storages/{id}/dalles.geojson", s.output(indexer.DallesFile))
 	mux.HandleFunc("GET /storages/{id}/livrables.geojson", s.output(indexer.LivrablesFile))
 	mux.HandleFunc("GET /storages/{id}/report", s.output(indexer.ReportFile))
-	mux.HandleFunc("GET /dalles.geojson", s.merged(indexer.DallesFile))
-	mux.HandleFunc("GET /livrables.geojson", s.merged(indexer.LivrablesFile))
+	mux.HandleFunc("GET /dalles.geojson", s.serveMerged(indexer.DallesFile))
+	mux.HandleFunc("GET /livrables.geojson", s.serveMerged(indexer.LivrablesFile))
 	mux.HandleFunc("POST /storages/{id}/download-token", s.admin(s.downloadToken))
 	mux.HandleFunc("GET /storages/{id}/files/{path...}", s.download)
 	return mux
@@ -74,21 +73,32 @@ func fail(w http.ResponseWriter, code int, format string, args ...any) {
 	writeJSON(w, code, apiError{Error: fmt.Sprintf(format, args...)})
 }
 
-// admin lets a call through with "Authorization: Token <admin token>",
-// compared in constant time; without a configured token, never.
+// admin lets a call through with "Authorization: Bearer <admin token>"
+// (or "Token <admin token>"), compared in constant time; without a
+// configured token, never.
 func (s *Service) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.AdminToken == "" {
 			fail(w, http.StatusForbidden, "admin calls are disabled: no admin token is configured")
 			return
 		}
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Token ")
+		given, ok := adminCredential(r.Header.Get("Authorization"))
 		if !ok || subtle.ConstantTimeCompare([]byte(given), []byte(s.cfg.AdminToken)) != 1 {
 			fail(w, http.StatusUnauthorized, "admin token required")
 			return
 		}
 		next(w, r)
 	}
+}
+
+// adminCredential is the token of an Authorization header, Bearer or
+// Token scheme (scheme names are case-insensitive).
+func adminCredential(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "Token")) {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
 }
 
 type registration struct {
@@ -154,33 +164,38 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	if !reg.Credentials.empty() && s.sealer == nil {
+		fail(w, http.StatusBadRequest, "credentials: %v", ErrNoSecretKey)
+		return
+	}
 	rec := Record{URL: reg.URL, Name: reg.Name, Credentials: reg.Credentials, Livrable: reg.Livrable, Interval: interval, Created: time.Now().UTC()}
+	scrub := scrubber(rec)
 	if rec.Name == "" && rec.Livrable != nil {
 		rec.Name = rec.Livrable.Nom
 	}
 	if rec.Name == "" {
-		rec.Name = u.Host + u.Path
+		rec.Name = strings.TrimPrefix(shown(u.Scheme+"://"+u.Host+u.Path), u.Scheme+"://")
 	}
 	// The storage is checked by connecting and listing its root once.
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	st, err := s.cfg.Registry.Open(ctx, reg.URL, s.options(rec))
+	st, err := s.openComposed(ctx, rec, u.Scheme)
 	if err == nil {
 		_, err = st.List(ctx, "")
 		st.Close()
 	}
 	if err != nil {
-		fail(w, http.StatusUnprocessableEntity, "cannot reach the storage: %v", storage.Redact(err.Error()))
+		fail(w, http.StatusUnprocessableEntity, "cannot reach the storage: %v", scrub(err.Error()))
 		return
 	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	rec.ID = hex.EncodeToString(id)
-	if err := s.storages.Put(rec.ID, rec); err != nil {
+	if err := s.put(&rec); err != nil {
 		fail(w, http.StatusInternalServerError, "storing: %v", err)
 		return
 	}
-	s.log.Info("storage registered", "storage", rec.ID, "source", storage.Redact(rec.URL))
+	s.log.Info("storage registered", "storage", rec.ID, "source", shown(rec.URL))
 	s.queue(rec.ID)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": rec.ID})
 }
@@ -205,18 +220,19 @@ type liveView struct {
 }
 
 func (s *Service) view(r Record) view {
-	v := view{ID: r.ID, URL: storage.Redact(r.URL), Name: r.Name, Interval: r.Interval.String(), Status: "idle",
+	v := view{ID: r.ID, URL: shown(r.URL), Name: r.Name, Interval: r.Interval.String(), Status: "idle",
 		LastSuccess: r.LastSuccess, LastCounts: r.LastCounts, NextScan: r.NextScan}
 	if r.LastError != "" {
-		e := storage.Redact(r.LastError)
+		e := scrubber(r)(r.LastError)
 		v.LastError = &e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.running[r.ID]; ok {
-		done, total := p.snapshot()
+	_, queued := s.queued[r.ID]
+	if ru, ok := s.running[r.ID]; ok {
+		done, total := ru.progress.snapshot()
 		v.Status, v.Progress = "scanning", &liveView{Done: done, Total: total}
-	} else if s.queued[r.ID] || !r.NextScan.After(time.Now()) {
+	} else if queued || !r.NextScan.After(time.Now()) {
 		v.Status = "queued"
 	}
 	return v
@@ -266,12 +282,27 @@ func (s *Service) deleteStorage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The scan goes first: once it has ended nothing writes the
+	// storage's state or outputs, and none starts again.
+	s.stop(rec.ID)
 	if err := s.storages.Delete(rec.ID); err != nil {
 		fail(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	_ = s.store.Namespace("objects:" + rec.ID).Drop()
-	_ = os.RemoveAll(s.outDir(rec.ID))
+	if err := s.store.Namespace("objects:" + rec.ID).Drop(); err != nil {
+		fail(w, http.StatusInternalServerError, "dropping the state: %v", err)
+		return
+	}
+	if err := os.RemoveAll(s.outDir(rec.ID)); err != nil {
+		fail(w, http.StatusInternalServerError, "removing the outputs: %v", err)
+		return
+	}
+	if err := s.rebuildMerged(); err != nil {
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	s.metrics.Forget(rec.ID)
+	s.log.Info("storage deleted", "storage", rec.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -288,8 +319,13 @@ func (s *Service) output(name string) http.HandlerFunc {
 			return
 		}
 		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
 		w.Header().Set("Content-Type", contentType(name))
-		_, _ = io.Copy(w, f)
+		http.ServeContent(w, r, "", fi.ModTime(), f)
 	}
 }
 
@@ -300,49 +336,17 @@ func contentType(name string) string {
 	return "application/json"
 }
 
-// merged streams every storage's features as one collection.
-func (s *Service) merged(name string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		records, err := s.list()
-		if err != nil {
-			fail(w, http.StatusInternalServerError, "%v", err)
-			return
-		}
-		w.Header().Set("Content-Type", contentType(name))
-		bw := bufio.NewWriter(w)
-		defer bw.Flush()
-		bw.WriteString(`{"type":"FeatureCollection","features":[`)
-		first := true
-		for _, rec := range records {
-			raw, err := os.ReadFile(filepath.Join(s.outDir(rec.ID), name))
-			if err != nil {
-				continue
-			}
-			var fc struct {
-				Features []json.RawMessage `json:"features"`
-			}
-			if json.Unmarshal(raw, &fc) != nil {
-				continue
-			}
-			for _, f := range fc.Features {
-				if !first {
-					bw.WriteByte(',')
-				}
-				first = false
-				bw.WriteByte('\n')
-				bw.Write(f)
-			}
-		}
-		bw.WriteString("\n]}\n")
-	}
-}
-
 func (s *Service) downloadToken(w http.ResponseWriter, r *http.Request) {
 	if rec, ok := s.record(w, r); ok {
 		expires := time.Now().Add(tokenLifetime)
 		writeJSON(w, http.StatusOK, map[string]string{"token": s.signToken(rec.ID, expires), "expires": expires.UTC().Format(time.RFC3339)})
 	}
 }
+
+// maxRanges bounds the ranges of one download request; more are ignored
+// (RFC 9110 lets a server send the whole file instead), so that a request
+// listing thousands of ranges cannot turn into thousands of upstream reads.
+const maxRanges = 16
 
 // download streams a file of the storage through the service, with Range
 // support, for a valid token.
@@ -360,14 +364,24 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	u, _ := storage.ParseLocation(rec.URL)
+	u, err := storage.ParseLocation(rec.URL)
+	if err != nil {
+		fail(w, http.StatusBadGateway, "%v", scrubber(*rec)(err.Error()))
+		return
+	}
 	if err := s.checkLocation(r.Context(), u); err != nil {
 		fail(w, http.StatusForbidden, "%v", err)
 		return
 	}
-	st, err := s.cfg.Registry.Open(r.Context(), rec.URL, s.options(*rec))
+	if u.Scheme == "file" {
+		if err := inRoot(filepath.FromSlash(u.Path), key); err != nil {
+			fail(w, http.StatusForbidden, "%v", err)
+			return
+		}
+	}
+	st, err := s.openComposed(r.Context(), *rec, u.Scheme)
 	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", storage.Redact(err.Error()))
+		fail(w, http.StatusBadGateway, "%v", scrubber(*rec)(err.Error()))
 		return
 	}
 	defer st.Close()
@@ -377,36 +391,98 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", storage.Redact(err.Error()))
+		fail(w, http.StatusBadGateway, "%v", scrubber(*rec)(err.Error()))
 		return
 	}
+	if countRanges(r.Header.Get("Range")) > maxRanges {
+		r.Header.Del("Range")
+	}
+	w.Header().Set("Content-Type", "application/octet-stream") // no sniffing read
 	w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(filepath.Base(key)))
-	http.ServeContent(w, r, filepath.Base(key), obj.ModTime, &objectReader{ctx: r.Context(), st: st, key: key, size: obj.Size})
+	http.ServeContent(w, r, "", obj.ModTime, &objectReader{ctx: r.Context(), st: st, key: key, size: obj.Size})
 }
 
+// ErrOutsideRoot is a file storage's key that resolves, through symbolic
+// links, outside the storage's folder.
+var ErrOutsideRoot = errors.New("the file is outside the storage's folder")
+
+// inRoot checks that key, links followed, stays below root: os.Root
+// refuses any path that escapes it.
+//
+// TODO(storage-walk): the local backend itself should read through an
+// os.Root, which also closes the window between this check and its read.
+func inRoot(root, key string) error {
+	rt, err := os.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrOutsideRoot, err)
+	}
+	defer rt.Close()
+	if _, err := rt.Stat(filepath.FromSlash(key)); err != nil {
+		return fmt.Errorf("%w: %s", ErrOutsideRoot, key)
+	}
+	return nil
+}
+
+// countRanges counts the ranges of a Range header without parsing them.
+func countRanges(header string) int {
+	if header == "" {
+		return 0
+	}
+	return strings.Count(header, ",") + 1
+}
+
+// readChunk is the most one upstream read fetches for a download: ranges
+// that fall in the chunk already read cost nothing more.
+const readChunk = 1 << 20
+
 // objectReader is an io.ReadSeeker over a storage object, for
-// http.ServeContent's ranges.
+// http.ServeContent's ranges. It reads the object in aligned chunks and
+// keeps the last one, so that near ranges share one upstream read.
 type objectReader struct {
 	ctx  context.Context
 	st   storage.Storage
 	key  string
 	size int64
 	off  int64
+
+	buf    []byte
+	bufOff int64 // offset of buf[0] in the object
 }
 
 func (o *objectReader) Read(p []byte) (int, error) {
 	if o.off >= o.size {
 		return 0, io.EOF
 	}
-	if len(p) > 1<<20 {
-		p = p[:1<<20]
+	if o.buf == nil || o.off < o.bufOff || o.off >= o.bufOff+int64(len(o.buf)) {
+		if err := o.fill(); err != nil {
+			return 0, err
+		}
 	}
-	n, err := o.st.ReadAt(o.ctx, o.key, p, o.off)
+	n := copy(p, o.buf[o.off-o.bufOff:])
 	o.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
+	return n, nil
+}
+
+// fill reads the chunk holding o.off.
+func (o *objectReader) fill() error {
+	start := o.off - o.off%readChunk
+	n := min(int64(readChunk), o.size-start)
+	if cap(o.buf) < int(n) {
+		o.buf = make([]byte, n)
 	}
-	return n, err
+	o.buf = o.buf[:n]
+	got, err := o.st.ReadAt(o.ctx, o.key, o.buf, start)
+	if err == io.EOF && int64(got) > o.off-start {
+		err = nil // the object shrank: serve what is there
+	}
+	o.buf, o.bufOff = o.buf[:got], start
+	if err != nil {
+		return err
+	}
+	if o.off >= start+int64(got) {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
 }
 
 func (o *objectReader) Seek(offset int64, whence int) (int64, error) {

@@ -4,25 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"net/url"
+
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 )
 
 // ErrRefused is a storage location the service will not connect to.
 var ErrRefused = errors.New("storage location refused")
 
+// newGuard is the dial-time guard every storage connection of the service
+// goes through (scans, the registration probe, downloads); nil when
+// private networks are allowed.
+func newGuard(cfg Config) *netguard.Guard {
+	if cfg.AllowPrivateNetworks {
+		return nil
+	}
+	return &netguard.Guard{}
+}
+
 // checkLocation refuses, unless allowed, storages on loopback, private or
 // link-local addresses (the service must not become a way into the network
-// it runs in), and local folders.
+// it runs in), and local folders. It answers early and clearly; the guard
+// in every dialer is what holds when a name later resolves elsewhere.
 func (s *Service) checkLocation(ctx context.Context, u *url.URL) error {
 	if u.Scheme == "file" {
 		if !s.cfg.AllowFileStorages {
 			return fmt.Errorf("%w: local folders are disabled (--allow-file-storages)", ErrRefused)
 		}
-		return nil
-	}
-	if s.cfg.AllowPrivateNetworks {
 		return nil
 	}
 	host := u.Hostname()
@@ -36,21 +44,11 @@ func (s *Service) checkLocation(ctx context.Context, u *url.URL) error {
 		}
 		host = eu.Hostname()
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return fmt.Errorf("resolving %s: %w", host, err)
-	}
-	for _, a := range addrs {
-		if private(a) {
-			return fmt.Errorf("%w: %s resolves to %s, a loopback, private or link-local address (--allow-private-networks)", ErrRefused, host, a)
+	if err := s.guard.CheckHost(ctx, host); err != nil {
+		if errors.Is(err, netguard.ErrRefused) {
+			return fmt.Errorf("%w: %v (--allow-private-networks)", ErrRefused, err)
 		}
+		return err
 	}
 	return nil
-}
-
-func private(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(a) // carrier-grade NAT
 }

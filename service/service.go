@@ -4,16 +4,22 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/internal/netguard"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage"
@@ -41,13 +47,23 @@ type Config struct {
 	DefaultInterval time.Duration
 	// MaxObjects bounds one storage's listing (default 2,000,000).
 	MaxObjects int
+	// MaxFolders bounds the folders of one storage's listing (default
+	// 100,000), so a listing of folders alone cannot hold a slot forever.
+	MaxFolders int
+	// ScanTimeout bounds one scan, listing included (default 12 h).
+	ScanTimeout time.Duration
+	// SecretKey (32 bytes, AES-256-GCM) encrypts storages' credentials at
+	// rest; without one, registrations with credentials are refused. See
+	// LoadSecretKey.
+	SecretKey  []byte
 	Registry   *storage.Registry
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 }
 
-// Credentials are a storage's secrets: stored, never returned, never logged.
+// Credentials are a storage's secrets: stored encrypted, never returned,
+// never logged.
 type Credentials struct {
 	Password    string `json:"password,omitempty"`
 	S3AccessKey string `json:"s3AccessKey,omitempty"`
@@ -62,12 +78,13 @@ type Record struct {
 	ID          string               `json:"id"`
 	URL         string               `json:"url"`
 	Name        string               `json:"name"`
-	Credentials Credentials          `json:"credentials"`
+	Credentials Credentials          `json:"-"` // stored sealed: see stored
 	Livrable    *livrable.Attributes `json:"livrable,omitempty"`
 	Interval    time.Duration        `json:"interval"`
 	Created     time.Time            `json:"created"`
 	NextScan    time.Time            `json:"nextScan"`
 	LastSuccess *time.Time           `json:"lastSuccessfulScan"`
+	LastAttempt *time.Time           `json:"lastScan,omitempty"`
 	LastError   string               `json:"lastError"`
 	LastCounts  *Counts              `json:"lastCounts"`
 }
@@ -79,18 +96,41 @@ type Service struct {
 	storages *state.Namespace
 	metrics  *indexer.Metrics
 	tokenKey []byte
+	sealer   *sealer // nil without a secret key
+	guard    *netguard.Guard
 	log      *slog.Logger
 	sem      chan struct{}
 	wake     chan struct{}
 
 	mu       sync.Mutex
-	running  map[string]*progress // storage id → live progress
-	queued   map[string]bool
+	running  map[string]*run      // storage id → its running scan
+	queued   map[string]time.Time // storage id → when a scan was asked for
+	deleted  map[string]bool      // never scanned again, whatever a list says
 	wg       sync.WaitGroup
 	stopping bool
+
+	merged mergedOutputs
+
+	// hooks let tests see scans start and end exactly, without sampling.
+	hooks struct {
+		started func(id string, running int)
+		ended   func(id string)
+	}
 }
 
-// New opens the service's data folder.
+// StatePath is the service's store in its data folder (for state.Reset).
+func StatePath(dataDir string) string { return filepath.Join(dataDir, "pcrs-indexer.db") }
+
+// run is one running scan.
+type run struct {
+	progress *progress
+	cancel   context.CancelFunc
+	done     chan struct{} // closed once the scan has ended
+}
+
+// New opens the service's data folder. A damaged store gives an error
+// wrapping state.ErrDamaged (state.Reset moves it aside); stored
+// credentials without Config.SecretKey give ErrNoSecretKey.
 func New(cfg Config) (*Service, error) {
 	if cfg.MaxScans <= 0 {
 		cfg.MaxScans = 2
@@ -101,6 +141,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxObjects <= 0 {
 		cfg.MaxObjects = 2_000_000
 	}
+	if cfg.MaxFolders <= 0 {
+		cfg.MaxFolders = 100_000
+	}
+	if cfg.ScanTimeout <= 0 {
+		cfg.ScanTimeout = 12 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -108,10 +154,14 @@ func New(cfg Config) (*Service, error) {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer, cfg.Gatherer = reg, reg
 	}
+	sl, err := newSealer(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "storages"), 0o700); err != nil {
 		return nil, err
 	}
-	store, err := state.Open(filepath.Join(cfg.DataDir, "pcrs-indexer.db"))
+	store, err := state.Open(StatePath(cfg.DataDir))
 	if err != nil {
 		return nil, err
 	}
@@ -120,13 +170,51 @@ func New(cfg Config) (*Service, error) {
 		store.Close()
 		return nil, err
 	}
-	s := &Service{cfg: cfg, store: store, storages: store.Namespace("service:storages"), metrics: metrics, log: cfg.Logger,
-		sem: make(chan struct{}, cfg.MaxScans), wake: make(chan struct{}, 1), running: map[string]*progress{}, queued: map[string]bool{}}
-	if s.tokenKey, err = s.secret(); err != nil {
+	s := &Service{cfg: cfg, store: store, storages: store.Namespace("service:storages"), metrics: metrics, log: cfg.Logger, sealer: sl, guard: newGuard(cfg),
+		sem: make(chan struct{}, cfg.MaxScans), wake: make(chan struct{}, 1),
+		running: map[string]*run{}, queued: map[string]time.Time{}, deleted: map[string]bool{}}
+	if err := s.load(); err != nil {
 		store.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// load readies the store's contents: the token key, credentials sealed,
+// the merged outputs built.
+func (s *Service) load() error {
+	var err error
+	if s.tokenKey, err = s.secret(); err != nil {
+		return err
+	}
+	if err := s.migrateCredentials(); err != nil {
+		return err
+	}
+	if err := s.restoreMetrics(); err != nil {
+		return err
+	}
+	return s.rebuildMerged()
+}
+
+// restoreMetrics gives every storage its last success and attempt back
+// after a restart: an alert on staleness must not fire, or go quiet,
+// because the service restarted.
+func (s *Service) restoreMetrics() error {
+	return s.storages.Each(func(id string, decode func(any) error) error {
+		var st stored
+		if err := decode(&st); err != nil {
+			return err
+		}
+		var success, attempt time.Time
+		if st.LastSuccess != nil {
+			success = *st.LastSuccess
+		}
+		if st.LastAttempt != nil {
+			attempt = *st.LastAttempt
+		}
+		s.metrics.Restore(id, success, attempt)
+		return nil
+	})
 }
 
 // secret is the download tokens' key, made once and kept in the data
@@ -156,37 +244,12 @@ func (s *Service) Close() error {
 
 func (s *Service) outDir(id string) string { return filepath.Join(s.cfg.DataDir, "storages", id) }
 
-func (s *Service) get(id string) (*Record, error) {
-	var r Record
-	ok, err := s.storages.Get(id, &r)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, errNotFound
-	}
-	return &r, nil
-}
-
 var errNotFound = errors.New("no such storage")
-
-func (s *Service) list() ([]Record, error) {
-	var out []Record
-	err := s.storages.Each(func(_ string, decode func(any) error) error {
-		var r Record
-		if err := decode(&r); err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
-	})
-	return out, err
-}
 
 // Run schedules scans until ctx ends: storages whose next scan is due, and
 // those queued by the API, one scan per storage at a time, at most
-// MaxScans at once. The schedule lives in the store, so it survives
-// restarts.
+// MaxScans at once, the longest overdue first. The schedule lives in the
+// store, so it survives restarts.
 func (s *Service) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -203,7 +266,9 @@ func (s *Service) Run(ctx context.Context) {
 
 func (s *Service) queue(id string) {
 	s.mu.Lock()
-	s.queued[id] = true
+	if _, ok := s.queued[id]; !ok {
+		s.queued[id] = time.Now()
+	}
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -211,6 +276,8 @@ func (s *Service) queue(id string) {
 	}
 }
 
+// startDue starts due scans, oldest due first, until the slots are full:
+// a storage waits at most for the ones due before it, whatever its id.
 func (s *Service) startDue(ctx context.Context) {
 	records, err := s.list()
 	if err != nil {
@@ -218,52 +285,107 @@ func (s *Service) startDue(ctx context.Context) {
 		return
 	}
 	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type candidate struct {
+		rec Record
+		due time.Time
+	}
+	var due []candidate
 	for _, r := range records {
-		s.mu.Lock()
 		_, busy := s.running[r.ID]
-		due := s.queued[r.ID] || !r.NextScan.After(now)
-		if busy || !due || s.stopping {
-			s.mu.Unlock()
+		if busy || s.deleted[r.ID] || s.stopping {
 			continue
 		}
+		at := r.NextScan
+		if asked, ok := s.queued[r.ID]; ok && asked.Before(at) {
+			at = asked
+		}
+		if !at.After(now) {
+			due = append(due, candidate{r, at})
+		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if !due[i].due.Equal(due[j].due) {
+			return due[i].due.Before(due[j].due)
+		}
+		return due[i].rec.ID < due[j].rec.ID
+	})
+	for _, c := range due {
 		select {
 		case s.sem <- struct{}{}:
 		default:
-			s.mu.Unlock()
-			return // all scan slots busy: the next tick tries again
+			return // all scan slots busy: the next tick or end tries again
 		}
-		p := &progress{}
-		s.running[r.ID] = p
-		delete(s.queued, r.ID)
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func(r Record) {
-			defer func() {
-				<-s.sem
-				s.mu.Lock()
-				delete(s.running, r.ID)
-				s.mu.Unlock()
-				s.wg.Done()
-			}()
-			s.scan(ctx, r, p)
-		}(r)
+		s.start(ctx, c.rec)
+	}
+}
+
+// start launches r's scan; s.mu is held and a slot taken.
+func (s *Service) start(ctx context.Context, r Record) {
+	sctx, cancel := context.WithCancel(ctx)
+	ru := &run{progress: &progress{}, cancel: cancel, done: make(chan struct{})}
+	s.running[r.ID] = ru
+	delete(s.queued, r.ID)
+	s.wg.Add(1)
+	if s.hooks.started != nil {
+		s.hooks.started(r.ID, len(s.running))
+	}
+	go func() {
+		defer func() {
+			cancel()
+			<-s.sem
+			s.mu.Lock()
+			delete(s.running, r.ID)
+			s.mu.Unlock()
+			if s.hooks.ended != nil {
+				s.hooks.ended(r.ID)
+			}
+			close(ru.done)
+			s.wg.Done()
+			select { // a slot is free: let waiting storages start now
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}()
+		s.scan(sctx, r, ru.progress)
+	}()
+}
+
+// stop cancels id's scan, if one runs, and waits until it has ended; no
+// scan of id starts afterwards.
+func (s *Service) stop(id string) {
+	s.mu.Lock()
+	s.deleted[id] = true
+	delete(s.queued, id)
+	ru := s.running[id]
+	s.mu.Unlock()
+	if ru != nil {
+		ru.cancel()
+		<-ru.done
 	}
 }
 
 // scan runs one scan of a storage and records its outcome.
 func (s *Service) scan(ctx context.Context, r Record, p *progress) {
-	log := s.log.With("storage", r.ID, "source", storage.Redact(r.URL))
-	err := s.scanOnce(ctx, r, p, log)
+	scrub := scrubber(r)
+	log := slog.New(scrubHandler{s.log.Handler(), scrub}).With("storage", r.ID, "source", shown(r.URL))
+	started := time.Now()
+	report, err := s.scanOnce(ctx, r, p, log)
 	if ctx.Err() != nil {
-		return // shutting down: the scan resumes from the state next time
+		return // shutting down or deleted: the scan resumes from the state next time
 	}
+	finished := time.Now()
+	s.metrics.ScanFinished(r.ID, indexer.Outcome(err), started, finished, report)
 	cur, gerr := s.get(r.ID)
 	if gerr != nil {
 		return // deleted meanwhile
 	}
-	cur.NextScan = time.Now().Add(cur.Interval)
+	cur.NextScan = finished.Add(cur.Interval)
+	attempt := finished.UTC()
+	cur.LastAttempt = &attempt
 	if err != nil {
-		cur.LastError = err.Error()
+		cur.LastError = scrub(err.Error())
 		log.Error("scan failed", "error", err)
 	} else {
 		now := time.Now().UTC()
@@ -272,52 +394,140 @@ func (s *Service) scan(ctx context.Context, r Record, p *progress) {
 	if c := p.counts(); c != nil {
 		cur.LastCounts = c
 	}
-	if err := s.storages.Put(r.ID, cur); err != nil {
+	if err := s.put(cur); err != nil {
 		log.Error("recording the scan", "error", err)
 	}
 }
 
-func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog.Logger) error {
+// scanOnce scans r and publishes its outputs; the report is nil when the
+// scan produced none.
+func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog.Logger) (*indexer.Report, error) {
 	u, err := storage.ParseLocation(r.URL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.checkLocation(ctx, u); err != nil {
-		return err
+		return nil, err
 	}
-	st, err := s.cfg.Registry.Open(ctx, r.URL, s.options(r))
+	st, err := s.open(ctx, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
 	res, err := indexer.Scan(ctx, indexer.Config{
-		Storage: st, Location: r.URL, Backend: u.Scheme, Name: r.Name, Attributes: r.Livrable,
-		Concurrency: s.cfg.Concurrency, MaxObjects: s.cfg.MaxObjects, State: s.store.Namespace("objects:" + r.ID),
+		Storage: st, Location: shown(r.URL), Backend: u.Scheme, Name: r.Name, Attributes: r.Livrable,
+		Concurrency: s.cfg.Concurrency, MaxObjects: s.cfg.MaxObjects, MaxFolders: s.cfg.MaxFolders, Timeout: s.cfg.ScanTimeout, State: s.store.Namespace("objects:" + r.ID),
 		Logger: log, Progress: p, Metrics: s.metrics,
 	})
 	if res != nil {
 		p.setCounts(res.Report.Counts)
 	}
+	scrub := scrubber(r)
 	if errors.Is(err, indexer.ErrIncomplete) {
 		if perr := indexer.PublishFailed(s.outDir(r.ID), &res.Report); perr != nil {
 			log.Error("writing the failed report", "error", perr)
+		} else if perr := scrubFile(filepath.Join(s.outDir(r.ID), indexer.FailedReportFile), scrub); perr != nil {
+			log.Error("redacting the failed report", "error", perr)
 		}
-		return err
+		return nil, err
 	}
+	if err != nil {
+		return nil, err
+	}
+	if err := indexer.Publish(s.outDir(r.ID), res); err != nil {
+		return nil, err
+	}
+	if err := scrubFile(filepath.Join(s.outDir(r.ID), indexer.ReportFile), scrub); err != nil {
+		return nil, err
+	}
+	return &res.Report, s.rebuildMerged()
+}
+
+// maxReport bounds a report read back to be redacted.
+const maxReport = 256 << 20
+
+// scrubFile removes a storage's secrets from the string values of a
+// published report (a problem's detail may quote the URL as a library saw
+// it), rewriting it atomically only when one changed. Values, not the
+// text: a short secret must not eat into the report's keys.
+func scrubFile(path string, scrub func(string) string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	return indexer.Publish(s.outDir(r.ID), res)
+	dec := json.NewDecoder(io.LimitReader(f, maxReport))
+	dec.UseNumber()
+	var doc any
+	err = dec.Decode(&doc)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("reading %s back: %w", path, err)
+	}
+	changed := false
+	doc = scrubValues(doc, scrub, &changed)
+	if !changed {
+		return nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	tmp := path + ".redacting"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
+func scrubValues(v any, scrub func(string) string, changed *bool) any {
+	switch v := v.(type) {
+	case string:
+		clean := scrub(v)
+		*changed = *changed || clean != v
+		return clean
+	case []any:
+		for i := range v {
+			v[i] = scrubValues(v[i], scrub, changed)
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = scrubValues(v[k], scrub, changed)
+		}
+	}
+	return v
+}
+
+// options are what a backend needs for r: the dial-time guard, and S3
+// settings from the service's configuration and the record only, never
+// from the process environment.
 func (s *Service) options(r Record) storage.Options {
 	return storage.Options{
+		Guard: s.guard, Isolated: true,
 		Password:    r.Credentials.Password,
 		S3Endpoint:  s.cfg.S3Endpoint,
 		S3PathStyle: s.cfg.S3Endpoint != "",
 		S3AccessKey: r.Credentials.S3AccessKey, S3SecretKey: r.Credentials.S3SecretKey,
 		// SFTP host keys are checked against the service user's known_hosts.
 	}
+}
+
+// openComposed opens r's storage for the registration probe and
+// downloads, composed with retries and request counting like a scan's
+// (Close reaches the backend through the decorators). A scan gets the bare
+// backend: indexer.Scan composes it itself.
+func (s *Service) openComposed(ctx context.Context, r Record, backend string) (storage.Storage, error) {
+	st, err := s.open(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return storage.Compose(st, storage.ComposeConfig{Observers: []storage.Observer{s.metrics.Observer(backend)}}), nil
+}
+
+func (s *Service) open(ctx context.Context, r Record) (storage.Storage, error) {
+	return s.cfg.Registry.Open(ctx, r.URL, s.options(r))
 }
 
 // progress is a running scan's live counts.

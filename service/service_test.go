@@ -17,6 +17,7 @@ import (
 
 	"github.com/openpcrs/pcrs-indexer/storage/backends"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const adminToken = "admin-token-for-tests"
@@ -52,15 +53,22 @@ func tileServer(t *testing.T, password string) (*httptest.Server, string) {
 	return srv, dir
 }
 
-func newService(t *testing.T, cfg Config) (*Service, *httptest.Server, context.CancelFunc) {
+// newService runs a service; setup runs before its scheduler starts (to
+// set hooks or records).
+func newService(t *testing.T, cfg Config, setup ...func(*Service)) (*Service, *httptest.Server, context.CancelFunc) {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	cfg.Registry = backends.Registry()
+	if cfg.Registry == nil {
+		cfg.Registry = backends.Registry()
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -93,7 +101,7 @@ func call(t *testing.T, method, url, token, body string) (int, []byte) {
 func TestRegisterScanServe(t *testing.T) {
 	const password = "owner-pw-5e1b"
 	tiles, _ := tileServer(t, password)
-	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true})
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey})
 	reg := fmt.Sprintf(`{"url": %q, "name": "Aude", "credentials": {"password": %q}, "livrable": {"projet": "p-1", "licence": "ouvert_lo"}, "interval": "1h"}`,
 		strings.Replace(tiles.URL, "http://", "http://owner@", 1)+"/tiles/", password)
 
@@ -155,6 +163,16 @@ func TestRegisterScanServe(t *testing.T) {
 	if code != http.StatusOK || !bytes.Contains(raw, []byte("pcrs_indexer_tiles_total")) {
 		t.Errorf("metrics: %d", code)
 	}
+	// Recorded before the storage's record says the scan succeeded.
+	for _, series := range []string{
+		`pcrs_indexer_last_success_timestamp_seconds{storage="` + created.ID + `"}`,
+		`pcrs_indexer_scans_total{outcome="success",storage="` + created.ID + `"} `,
+		`pcrs_indexer_readable_tiles{storage="` + created.ID + `"} 3`,
+	} {
+		if !bytes.Contains(raw, []byte(series)) {
+			t.Errorf("metrics lack %s", series)
+		}
+	}
 	promtoolCheck(t, raw)
 	if code, raw := call(t, "GET", api.URL+"/openapi.json", "", ""); code != http.StatusOK || !json.Valid(raw) {
 		t.Errorf("openapi: %d", code)
@@ -164,6 +182,55 @@ func TestRegisterScanServe(t *testing.T) {
 	}
 	if code, _ := call(t, "GET", api.URL+"/storages/"+created.ID, "", ""); code != http.StatusNotFound {
 		t.Errorf("after delete: %d", code)
+	}
+	if _, raw := call(t, "GET", api.URL+"/metrics", "", ""); bytes.Contains(raw, []byte(`storage="`+created.ID+`"`)) {
+		t.Error("a deleted storage keeps its series")
+	}
+}
+
+// TestMetricsSurviveRestart: a storage's last success and attempt are
+// exposed again after a restart, from its record, so that staleness alerts
+// neither fire nor go quiet because the service restarted.
+func TestMetricsSurviveRestart(t *testing.T) {
+	data := t.TempDir()
+	success := time.Date(2026, 11, 2, 3, 4, 5, 0, time.UTC)
+	attempt := success.Add(time.Hour)
+	open := func() (*Service, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		s, err := New(Config{DataDir: data, Registry: backends.Registry(), Registerer: reg, Gatherer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, reg
+	}
+	s, _ := open()
+	if err := s.put(&Record{ID: "st1", URL: "https://example.test/tiles/", LastSuccess: &success, LastAttempt: &attempt}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, reg := open()
+	defer s.Close()
+	want := map[string]float64{
+		"pcrs_indexer_last_success_timestamp_seconds": float64(success.Unix()),
+		"pcrs_indexer_last_attempt_timestamp_seconds": float64(attempt.Unix()),
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		v, ok := want[f.GetName()]
+		if !ok {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetLabel()[0].GetValue() == "st1" && m.GetGauge().GetValue() == v {
+				delete(want, f.GetName())
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not restored: %v", want)
 	}
 }
 
@@ -321,7 +388,7 @@ func TestRegisterFromCatalog(t *testing.T) {
 
 // TestUnreachableStorageRefused: a registration is checked by connecting.
 func TestUnreachableStorageRefused(t *testing.T) {
-	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true})
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey})
 	closed := httptest.NewServer(http.NotFoundHandler())
 	url := closed.URL
 	closed.Close()
@@ -331,55 +398,5 @@ func TestUnreachableStorageRefused(t *testing.T) {
 	}
 	if _, raw := call(t, "GET", api.URL+"/storages", "", ""); string(bytes.TrimSpace(raw)) != "[]" {
 		t.Errorf("a refused storage was kept: %s", raw)
-	}
-}
-
-// TestScanCap: at most MaxScans scans at once, one per storage, however
-// often scans are requested.
-func TestScanCap(t *testing.T) {
-	s, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, MaxScans: 2, Concurrency: 1})
-	var ids []string
-	for range 3 {
-		tiles, _ := tileServer(t, "")
-		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(30 * time.Millisecond)
-			tiles.Config.Handler.ServeHTTP(w, r)
-		}))
-		t.Cleanup(slow.Close)
-		code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q}`, slow.URL+"/tiles/"))
-		if code != http.StatusCreated {
-			t.Fatalf("register: %d %s", code, raw)
-		}
-		var created struct{ ID string }
-		_ = json.Unmarshal(raw, &created)
-		ids = append(ids, created.ID)
-	}
-	maxRunning := 0
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, id := range ids {
-			call(t, "POST", api.URL+"/storages/"+id+"/scan", adminToken, "") // keep asking
-		}
-		s.mu.Lock()
-		maxRunning = max(maxRunning, len(s.running))
-		s.mu.Unlock()
-		done := 0
-		for _, id := range ids {
-			if r, err := s.get(id); err == nil && r.LastSuccess != nil {
-				done++
-			}
-		}
-		if done == len(ids) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if maxRunning > 2 || maxRunning == 0 {
-		t.Errorf("%d scans ran at once, want 1 or 2", maxRunning)
-	}
-	for _, id := range ids {
-		if r, _ := s.get(id); r == nil || r.LastSuccess == nil {
-			t.Errorf("storage %s never scanned", id)
-		}
 	}
 }
