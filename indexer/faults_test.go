@@ -127,6 +127,11 @@ func TestTransientFaultsLoseNothing(t *testing.T) {
 	if got.Report.IO.Requests <= want.Report.IO.Requests {
 		t.Errorf("%d requests through faults, %d clean: retries were not counted", got.Report.IO.Requests, want.Report.IO.Requests)
 	}
+	// Every request beyond the clean scan's is a retry, and report.json
+	// says how many: an unhealthy storage shows even when the scan passes.
+	if want.Report.IO.Retries != 0 || got.Report.IO.Retries != got.Report.IO.Requests-want.Report.IO.Requests {
+		t.Errorf("retries: %d clean, %d through faults; want 0 and %d", want.Report.IO.Retries, got.Report.IO.Retries, got.Report.IO.Requests-want.Report.IO.Requests)
+	}
 	t.Logf("faults injected (503, 429, stall, cut): %d %d %d %d; requests %d clean, %d faulty",
 		f.counts[0].Load(), f.counts[1].Load(), f.counts[2].Load(), f.counts[3].Load(), want.Report.IO.Requests, got.Report.IO.Requests)
 }

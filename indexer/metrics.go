@@ -85,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, perStorage bool) (*Metrics, error) {
 		}, []string{"backend", "op"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pcrs_indexer_storage_retries_total",
-			Help: "Storage requests tried again after a transient failure, by backend and reason (timeout, server_error, throttled, connection).",
+			Help: "Storage requests tried again after a transient failure, by backend and reason (timeout; transient: a 5xx, a 429, a cut or reset connection; network: another network error).",
 		}, []string{"backend", "reason"}),
 		scanDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pcrs_indexer_scan_duration_seconds",

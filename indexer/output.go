@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/vector"
 	"github.com/paulmach/orb"
 )
 
@@ -143,6 +144,9 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 			continue
 		}
 		poly, err := ps.TilePolygon(t.Polygon, opts)
+		if errors.Is(err, footprint.ErrMisplaced) {
+			continue // buildOutline made it a problem; a result built otherwise must not publish it
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Object.Key, err)
 		}
@@ -291,12 +295,21 @@ func Publish(dir string, res *Result) error {
 		}
 		temps = append(temps, tmp)
 	}
+	if len(res.formats) > 0 {
+		problems, err := writeTemp(dir, "problemes.geojson", func(w io.Writer) error { return WriteProblems(w, res.Report.Problems, nil) })
+		if err != nil {
+			return err
+		}
+		temps = append(temps, problems)
+		if err := WriteFormats(dir, res.formats, temps[0], temps[1], problems); err != nil {
+			return err
+		}
+	}
 	for i, s := range steps {
 		if err := os.Rename(temps[i], filepath.Join(dir, s.name)); err != nil {
 			return err
 		}
 	}
-	temps = nil
 	// A failed attempt's report is stale once a scan succeeds.
 	if err := os.Remove(filepath.Join(dir, FailedReportFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -320,6 +333,65 @@ func WriteAtomically(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// WriteFormats writes the outputs in the other encodings asked for, from
+// the GeoJSON files dalles, livrables and problems: dalles.fgb,
+// livrables.fgb and problemes.fgb; dalles.gpkg (layers dalles and
+// problemes) and livrables.gpkg.
+func WriteFormats(dir string, formats []vector.Format, dalles, livrables, problems string) error {
+	for _, f := range formats {
+		var err error
+		switch f {
+		case vector.FlatGeobuf:
+			err = errors.Join(
+				vector.Write(filepath.Join(dir, "dalles.fgb"), f, vector.Layer{Source: dalles, Name: "dalles"}),
+				vector.Write(filepath.Join(dir, "livrables.fgb"), f, vector.Layer{Source: livrables, Name: "livrables"}),
+				vector.Write(filepath.Join(dir, "problemes.fgb"), f, vector.Layer{Source: problems, Name: "problemes"}))
+		case vector.GeoPackage:
+			err = errors.Join(
+				vector.Write(filepath.Join(dir, "dalles.gpkg"), f, vector.Layer{Source: dalles, Name: "dalles"}, vector.Layer{Source: problems, Name: "problemes"}),
+				vector.Write(filepath.Join(dir, "livrables.gpkg"), f, vector.Layer{Source: livrables, Name: "livrables"}))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// problemProperties are a problem tile's, as a feature of the problems
+// layer (where its header placed it, else without geometry).
+type problemProperties struct {
+	Path     string `json:"path"`
+	Reason   string `json:"reason"`
+	Detail   string `json:"detail"`
+	Livrable string `json:"livrable,omitempty"`
+}
+
+// WriteProblems writes problems as a GeoJSON FeatureCollection, for the
+// encodings QGIS opens as a layer; livrable, when not nil, names each
+// problem's livrable (a national run).
+func WriteProblems(w io.Writer, problems []ProblemEntry, livrable func(i int) string) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	bw.WriteString(`{"type":"FeatureCollection","features":[`)
+	for i, p := range problems {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		props := problemProperties{Path: p.Path, Reason: p.Reason, Detail: p.Detail}
+		if livrable != nil {
+			props.Livrable = livrable(i)
+		}
+		b, err := json.Marshal(feature{Type: "Feature", Geometry: p.Geometry, Properties: props})
+		if err != nil {
+			return err
+		}
+		bw.WriteByte('\n')
+		bw.Write(b)
+	}
+	bw.WriteString("\n]}\n")
+	return bw.Flush()
 }
 
 // checkShrink compares res with the report of the outputs it would replace.

@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"log/slog"
 	"math"
 	"sort"
 	"time"
@@ -56,6 +57,9 @@ type Report struct {
 	AreaKm2 float64 `json:"areaKm2"`
 	// EPSG lists the CRSs met, with their tile counts.
 	EPSG map[string]int `json:"epsg"`
+	// Skipped lists what the walk listed but could not use and is not a
+	// tile (a looping folder, an unsizeable sidecar): said, never silent.
+	Skipped []SkippedEntry `json:"skipped,omitempty"`
 }
 
 // Outline is the livrable's footprint.
@@ -64,23 +68,32 @@ type Outline struct {
 	AreaKm2 float64
 }
 
-func buildOutline(tiles []Tile, opts footprint.Options) (*Outline, error) {
+// buildOutline unions the readable tiles' footprint. A tile that cannot
+// be placed (non-finite, degenerate, far outside its CRS's area of use)
+// leaves the footprint and the dalles for the problems: one such tile must
+// never stop the delivery.
+func buildOutline(tiles []Tile, opts footprint.Options, log *slog.Logger) *Outline {
 	var placed []footprint.Tile
-	for _, t := range tiles {
+	var index []int
+	for i, t := range tiles {
 		if t.Header != nil {
 			placed = append(placed, t.Polygon)
+			index = append(index, i)
 		}
 	}
 	if len(placed) == 0 {
-		return &Outline{}, nil
+		return &Outline{}
 	}
 	var ps footprint.Projectors
 	defer ps.Close()
-	mp, area, err := ps.Outline(placed, opts)
-	if err != nil {
-		return nil, err
+	res := ps.Place(placed, opts)
+	for _, r := range res.Rejected {
+		t := &tiles[index[r.Index]]
+		log.Warn("tile set aside", "path", t.Object.Key, "reason", ReasonMisplaced, "detail", r.Err.Error())
+		t.Header, t.Polygon, t.Reused = nil, footprint.Tile{}, false
+		t.Problem = &ProblemEntry{Reason: ReasonMisplaced, Detail: r.Err.Error()}
 	}
-	return &Outline{WGS84: mp, AreaKm2: math.Round(area/1e6*1e4) / 1e4}, nil
+	return &Outline{WGS84: res.WGS84, AreaKm2: math.Round(res.Area/1e6*1e4) / 1e4}
 }
 
 func buildReport(source string, started, finished time.Time, objects int, tiles []Tile, counter *storage.Counter, outline *Outline) Report {
@@ -92,7 +105,7 @@ func buildReport(source string, started, finished time.Time, objects int, tiles 
 		Counts:           Counts{Objects: objects, Tiles: len(tiles)},
 		IO:               IO{Requests: counter.Requests(), Bytes: counter.Bytes()},
 		Problems:         []ProblemEntry{},
-		ProblemsByReason: map[string]int{ReasonEmpty: 0, ReasonCorrupt: 0, ReasonNotGeoreferenced: 0, ReasonNoCRS: 0, ReasonUnreachable: 0},
+		ProblemsByReason: map[string]int{ReasonEmpty: 0, ReasonCorrupt: 0, ReasonNotGeoreferenced: 0, ReasonNoCRS: 0, ReasonUnreachable: 0, ReasonMisplaced: 0},
 		EPSG:             map[string]int{},
 		AreaKm2:          outline.AreaKm2,
 	}

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -56,8 +58,11 @@ func requestTree(t *testing.T) (map[string][]byte, int) {
 }
 
 // TestOneRequestPerTile: on every backend, a tile whose header fits in the
-// first block costs exactly one read — no HEAD, no stat, no sibling probe —
-// and listing requests are the only other cost.
+// first block costs exactly one read — no HEAD, no stat, no probe of a
+// sibling the listing did not show — plus one read of its .aux.xml, which
+// GDAL reads and which may override the tile's georeferencing (world files
+// are never read: the tiles place themselves). Listing requests are the
+// only other cost.
 func TestOneRequestPerTile(t *testing.T) {
 	files, tiles := requestTree(t)
 	tests := []struct {
@@ -74,7 +79,34 @@ func TestOneRequestPerTile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return st, func() int64 { return countLines(t, srv.AccessLog, "") }
+			return st, func() int64 { return settledCount(t, srv) }
+		}},
+		// Their listings round sizes: each tile's size comes with its
+		// first read (Content-Range), never from a HEAD.
+		{"apache", 3, func(t *testing.T) (storage.Storage, func() int64) {
+			root := t.TempDir()
+			servertest.WriteTree(t, root, files, storagetest.ModTime)
+			servertest.OpenUp(t, root)
+			srv := servertest.Apache(t, root)
+			u, _ := url.Parse(srv.URL)
+			st, err := httpdir.New(u, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st, func() int64 { return settledCount(t, srv) }
+		}},
+		{"lighttpd", 3, func(t *testing.T) (storage.Storage, func() int64) {
+			root := t.TempDir()
+			servertest.WriteTree(t, root, files, storagetest.ModTime)
+			srv := servertest.Lighttpd(t, root)
+			u, _ := url.Parse(srv.URL)
+			st, err := httpdir.New(u, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// lighttpd flushes its access log when it pleases: the
+			// requests are counted as they leave the backend only.
+			return st, nil
 		}},
 		{"versitygw", 1, func(t *testing.T) (storage.Storage, func() int64) {
 			srv := servertest.VersityGW(t, "pcrs")
@@ -126,9 +158,14 @@ func TestOneRequestPerTile(t *testing.T) {
 			if res.Report.Counts.Readable != tiles {
 				t.Fatalf("%d readable, want %d: %+v", res.Report.Counts.Readable, tiles, res.Report.Problems)
 			}
-			want := tt.listings + int64(tiles)
+			for _, tile := range res.Tiles {
+				if want := int64(len(files[tile.Object.Key])); tile.Object.Size != want {
+					t.Errorf("%s: size %d, want %d", tile.Object.Key, tile.Object.Size, want)
+				}
+			}
+			want := tt.listings + 2*int64(tiles)
 			if got := res.Report.IO.Requests; got != want {
-				t.Errorf("report.json counts %d requests, want %d listings + %d reads", got, tt.listings, tiles)
+				t.Errorf("report.json counts %d requests, want %d listings + %d tile reads + %d .aux.xml reads", got, tt.listings, tiles, tiles)
 			}
 			if served != nil {
 				if got := served() - before; got != want {
@@ -138,6 +175,31 @@ func TestOneRequestPerTile(t *testing.T) {
 		})
 	}
 }
+
+// settledCount counts the requests a server logged so far. A server logs
+// a request just after answering it, so the count is taken once a
+// sentinel request made now shows in the log, and the sentinels are left
+// out of it.
+func settledCount(t *testing.T, srv servertest.HTTPServer) int64 {
+	t.Helper()
+	sentinelSeq++
+	mark := fmt.Sprintf("__sentinel_%d", sentinelSeq)
+	resp, err := http.Get(srv.URL + mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for countLines(t, srv.AccessLog, mark) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never logged %s", mark)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return countLines(t, srv.AccessLog, "") - countLines(t, srv.AccessLog, "__sentinel_")
+}
+
+var sentinelSeq int
 
 func countLines(t *testing.T, file, contains string) int64 {
 	t.Helper()

@@ -9,16 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path"
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/raster"
 	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/vector"
 	"github.com/paulmach/orb"
 	"golang.org/x/sync/errgroup"
 )
@@ -35,6 +38,7 @@ const (
 	ReasonNotGeoreferenced = "not_georeferenced"
 	ReasonNoCRS            = "no_crs"
 	ReasonUnreachable      = "unreachable"
+	ReasonMisplaced        = "misplaced"
 )
 
 // ErrIncomplete means the scan could not read every tile: the storage kept
@@ -77,14 +81,18 @@ type Config struct {
 	// MaxUnreachable is how many unreachable tiles a scan tolerates before
 	// it counts as failed.
 	MaxUnreachable int
-	// MaxObjects bounds the objects listed (0: no bound).
+	// MaxObjects bounds the objects listed (0: storage.DefaultMaxObjects).
 	MaxObjects int
+	// MaxFolders bounds the folders listed (0: storage.DefaultMaxFolders).
+	MaxFolders int
 	Footprint  footprint.Options
 	// Timeout bounds the whole scan, listing included (0: none).
 	Timeout time.Duration
 	// AllowShrink lets Publish replace outputs holding more than twice the
 	// readable tiles this scan found (the delivery really shrank).
 	AllowShrink bool
+	// Formats are the encodings Publish writes besides GeoJSON.
+	Formats []vector.Format
 
 	// State, when set, remembers tiles between scans: unchanged ones are
 	// not read again, and a stopped scan resumes where it was.
@@ -114,9 +122,14 @@ type record struct {
 
 // unchanged says whether o is the object r was made from: same size, and
 // same ETag, or same modification time where the storage has no ETag.
+//
+// A tile listed without its size (Apache, lighttpd) is compared by its
+// ETag or modification time alone, against the size its read told.
 func (r record) unchanged(o storage.Object) bool {
 	switch {
-	case r.Size != o.Size:
+	case o.Size == storage.SizeUnknown && r.Size <= 0:
+		return false
+	case o.Size != storage.SizeUnknown && r.Size != o.Size:
 		return false
 	case r.ETag != "" && o.ETag != "":
 		return r.ETag == o.ETag
@@ -149,6 +162,7 @@ type Result struct {
 
 	footprint   footprint.Options // so tile boxes are drawn like the outline
 	allowShrink bool
+	formats     []vector.Format
 }
 
 // LivrableInfo is what the livrable's feature is built from.
@@ -192,30 +206,42 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		defer cfg.Metrics.inProgress.Dec()
 	}
 
-	// Counting sits innermost so every retry counts as the request it is.
 	counter := &storage.Counter{}
+	var retries atomic.Int64
 	observers := []storage.Observer{counter}
 	if cfg.Metrics != nil {
-		observers = append(observers, observer{cfg.Metrics, cfg.Backend})
+		observers = append(observers, cfg.Metrics.Observer(cfg.Backend))
 	}
-	st := storage.Limited(storage.Retrying(storage.Observed(cfg.Storage, observers...), cfg.Retry), cfg.Concurrency)
+	st := storage.Compose(cfg.Storage, storage.ComposeConfig{
+		Observers: observers, Retry: cfg.Retry, Concurrency: cfg.Concurrency,
+		OnRetry: func(op storage.Op, err error) {
+			retries.Add(1)
+			if cfg.Metrics != nil {
+				cfg.Metrics.RetryObserved(cfg.Backend, retryReason(err))
+			}
+		},
+	})
 
-	var objects []storage.Object
-	if err := storage.Walk(ctx, st, func(o storage.Object) error {
-		if cfg.MaxObjects > 0 && len(objects) >= cfg.MaxObjects {
-			return fmt.Errorf("%w: more than %d objects", ErrTooLarge, cfg.MaxObjects)
+	objects, skipped, err := list(ctx, st, cfg)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
 		}
-		objects = append(objects, o)
-		return nil
-	}); err != nil {
+		if errors.Is(err, storage.ErrTooLarge) && !errors.Is(err, ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", ErrTooLarge, err)
+		}
 		return nil, fmt.Errorf("listing %s: %w", location, err)
 	}
-	sort.Slice(objects, func(i, j int) bool { return objects[i].Key < objects[j].Key })
+	for _, sk := range skipped {
+		log.Warn("object skipped", "path", sk.Path, "detail", sk.Detail)
+	}
 	tiles := selectTiles(objects)
-	log.Info("listed storage", "objects", len(objects), "tiles", len(tiles), "requests", counter.Requests())
+	log.Info("listed storage", "objects", len(objects)+len(skipped), "tiles", len(tiles), "requests", counter.Requests())
 	if len(tiles) == 0 {
-		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), len(objects), nil, counter, &Outline{})}
-		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, len(objects))
+		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), len(objects)+len(skipped), nil, counter, &Outline{})}
+		res.Report.Skipped = skipped
+		res.Report.IO.Retries = retries.Load()
+		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, len(objects)+len(skipped))
 	}
 
 	if cfg.Progress != nil {
@@ -245,7 +271,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 			return nil
 		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if cfg.Progress != nil {
 		cfg.Progress.Finish()
 	}
@@ -257,18 +283,22 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	placeProblems(tiles, cfg.Footprint, log)
+	outline := buildOutline(tiles, cfg.Footprint, log)
 	res := &Result{Tiles: tiles, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink}
+	for _, f := range cfg.Formats {
+		if f != vector.GeoJSON {
+			res.formats = append(res.formats, f)
+		}
+	}
 	res.Livrable = LivrableInfo{Name: cfg.Name, Storage: location}
 	if cfg.Attributes != nil {
 		res.Livrable.Attributes = *cfg.Attributes
 	}
-	outline, err := buildOutline(tiles, cfg.Footprint)
-	if err != nil {
-		return nil, fmt.Errorf("footprint of %s: %w", location, err)
-	}
 	res.Outline = outline
 	finished := cfg.Now()
-	res.Report = buildReport(location, started, finished, len(objects), tiles, counter, outline)
+	res.Report = buildReport(location, started, finished, len(objects)+len(skipped), tiles, counter, outline)
+	res.Report.Skipped = skipped
+	res.Report.IO.Retries = retries.Load()
 
 	if cfg.State != nil {
 		listed := make(map[string]bool, len(tiles))
@@ -281,7 +311,14 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 			log.Info("forgot deleted tiles", "tiles", n)
 		}
 	}
-	unreachable := res.Report.ProblemsByReason[ReasonUnreachable]
+	// A name the storage cannot address stays so on every scan: the tile's
+	// problem, not a storage failing.
+	unreachable := 0
+	for _, t := range tiles {
+		if t.Problem != nil && t.Problem.Reason == ReasonUnreachable && !errors.Is(t.Object.Err, storage.ErrBadKey) {
+			unreachable++
+		}
+	}
 	if unreachable > cfg.MaxUnreachable {
 		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, len(tiles))
 	}
@@ -303,6 +340,10 @@ func judge(ctx context.Context, st storage.Storage, s State, t *Tile, log *slog.
 		t.Problem = &ProblemEntry{Reason: ReasonCorrupt, Detail: fmt.Sprintf("internal error while reading this tile (%v): please report it", v)}
 		err = nil
 	}()
+	if p := unusable(t); p != nil {
+		t.Problem = p
+		return nil
+	}
 	if recall(s, t, log) {
 		return nil
 	}
@@ -312,6 +353,85 @@ func judge(ctx context.Context, st storage.Storage, s State, t *Tile, log *slog.
 	}
 	remember(s, t, log)
 	return nil
+}
+
+// sidecarSuffixes name the files GDAL may read beside a tile (PAM, world
+// files, MapInfo .tab, masks, overviews, RPCs): the only non-tiles a walk
+// sizes, since GDAL must be shown their exact size.
+var sidecarSuffixes = []string{".aux.xml", ".aux", ".tfw", ".tifw", ".tiffw", ".wld", ".j2w", ".jpw", ".tab", ".prj", ".ovr", ".msk", ".imd", ".rpb", "_rpc.txt"}
+
+// needSize says whether a listed object must be sized before it is read:
+// a tile or a sidecar GDAL may read (its size must be known before GDAL
+// opens it), unless the storage's reads tell the size
+// (storage.SizingReader): Apache's and lighttpd's listings round sizes,
+// and a HEAD per file would double the requests. A tile listed with no
+// date either is sized all the same when a state is kept: the HEAD's
+// ETag and date are what lets the next scan know it unchanged.
+func needSize(o storage.Object, sizedByRead, stateful bool) bool {
+	if !IsTile(o.Key) && !isSidecar(o.Key) {
+		return false
+	}
+	if !sizedByRead {
+		return true
+	}
+	return stateful && IsTile(o.Key) && o.ModTime.IsZero() && o.ETag == ""
+}
+
+func isSidecar(key string) bool {
+	lower := strings.ToLower(key)
+	for _, s := range sidecarSuffixes {
+		if strings.HasSuffix(lower, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// SkippedEntry is an object or folder the walk listed but could not use
+// (a folder looping back on itself, a name the storage cannot address, a
+// file that could not be sized). A skipped tile is a problem instead.
+type SkippedEntry struct {
+	Path   string `json:"path"`
+	Detail string `json:"detail"`
+}
+
+// list walks the storage within its bounds and returns its objects sorted
+// by key, and apart what could not be used and is no tile.
+func list(ctx context.Context, st storage.Storage, cfg Config) ([]storage.Object, []SkippedEntry, error) {
+	_, sizedByRead := cfg.Storage.(storage.SizingReader)
+	w := storage.Walker{MaxObjects: cfg.MaxObjects, MaxFolders: cfg.MaxFolders,
+		NeedSize: func(o storage.Object) bool { return needSize(o, sizedByRead, cfg.State != nil) }}
+	var objects []storage.Object
+	var skipped []SkippedEntry
+	err := w.Walk(ctx, st, func(o storage.Object) error {
+		if o.Err != nil && !IsTile(o.Key) {
+			skipped = append(skipped, SkippedEntry{Path: o.Key, Detail: o.Err.Error()})
+			return nil
+		}
+		objects = append(objects, o)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(objects, func(i, j int) bool { return objects[i].Key < objects[j].Key })
+	sort.Slice(skipped, func(i, j int) bool { return skipped[i].Path < skipped[j].Path })
+	return objects, skipped, nil
+}
+
+// retryReason names a retried failure for metrics, from a fixed set.
+func retryReason(err error) string {
+	if errors.Is(err, storage.ErrRequestTimeout) {
+		return "timeout"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	if errors.Is(err, storage.ErrTransient) {
+		return "transient"
+	}
+	return "network"
 }
 
 // selectTiles keeps the tiles and attaches to each the objects of its
@@ -342,6 +462,21 @@ func selectTiles(objects []storage.Object) []Tile {
 		tiles = append(tiles, Tile{Object: o, Siblings: byStem[dir+stem]})
 	}
 	return tiles
+}
+
+// unusable is the problem of a tile the walk listed but could not size or
+// address, or whose sidecar it could not size: GDAL would not read it as
+// it reads the file in place, so its header is not read at all.
+func unusable(t *Tile) *ProblemEntry {
+	if t.Object.Err != nil {
+		return &ProblemEntry{Reason: ReasonUnreachable, Detail: t.Object.Err.Error()}
+	}
+	for _, s := range t.Siblings {
+		if s.Err != nil && isSidecar(s.Key) {
+			return &ProblemEntry{Reason: ReasonUnreachable, Detail: fmt.Sprintf("its sidecar %s could not be sized: %v", s.Key, s.Err)}
+		}
+	}
+	return nil
 }
 
 // placeProblems gives the problems whose tile could be placed their
@@ -401,9 +536,11 @@ func remember(st State, t *Tile, log *slog.Logger) {
 
 // inspect reads one tile's header and classifies it.
 func inspect(ctx context.Context, st storage.Storage, t *Tile) {
-	siblings := make([]raster.File, len(t.Siblings))
-	for i, s := range t.Siblings {
-		siblings[i] = raster.File{Key: s.Key, Size: s.Size}
+	siblings := make([]raster.File, 0, len(t.Siblings))
+	for _, s := range t.Siblings {
+		if s.Err == nil {
+			siblings = append(siblings, raster.File{Key: s.Key, Size: s.Size})
+		}
 	}
 	h, err := raster.Inspect(ctx, st, raster.File{Key: t.Object.Key, Size: t.Object.Size}, siblings)
 	if err != nil {
@@ -421,8 +558,12 @@ func inspect(ctx context.Context, st storage.Storage, t *Tile) {
 	place(t, h)
 }
 
-// place sets the tile's header and footprint.
+// place sets the tile's header and footprint, and its size when only
+// the read told it.
 func place(t *Tile, h *raster.Header) {
+	if t.Object.Size == storage.SizeUnknown && h.Size > 0 {
+		t.Object.Size = h.Size
+	}
 	t.Header = h
 	t.Polygon = placement(h)
 }
@@ -452,6 +593,8 @@ func classify(err error) *ProblemEntry {
 			reason = ReasonNotGeoreferenced
 		case errors.Is(err, raster.ErrNoCRS):
 			reason = ReasonNoCRS
+		case errors.Is(err, raster.ErrMisplaced):
+			reason = ReasonMisplaced
 		}
 		return &ProblemEntry{Reason: reason, Detail: p.Detail}
 	}

@@ -130,6 +130,8 @@ func cachedCatalog() catalogSource {
 func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("merge", "--out DIR SHARD_OUT...", "Builds the national outputs (livrables, dalles, report) from the folders batch wrote, without reading any tile again.")
 	out := c.fs.String("out", "", "folder receiving the national outputs (required)")
+	var formats formatList
+	c.fs.Var(&formats, "format", "encodings of the national dalles and livrables: geojson (default), fgb, gpkg; repeatable or comma-separated")
 	positional, err := c.parse(args, stdout)
 	switch {
 	case errors.Is(err, errHelp):
@@ -141,7 +143,7 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	case *out == "":
 		return c.usageError(stderr, errors.New("--out is required"))
 	}
-	if err := batch.Merge(*out, positional); err != nil {
+	if err := batch.Merge(*out, positional, formats); err != nil {
 		fmt.Fprintf(stderr, "pcrs-indexer merge: %v\n", err)
 		return exitFailed
 	}

@@ -214,8 +214,17 @@ func TestTwoJobsShareATextfileFolder(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait() // the logs are complete, and no longer written, after it
+		}
+	}
+	t.Cleanup(stop)
 	body := scrape(t, "http://"+addr+"/metrics")
+	stop()
 	for _, src := range []string{a, b} {
 		want := `pcrs_indexer_scans_total{outcome="success",storage="` + indexer.StorageID(src) + `"} 1`
 		if !strings.Contains(body, want) {

@@ -21,7 +21,9 @@ import (
 	"github.com/openpcrs/pcrs-indexer/catalog"
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
+	"github.com/openpcrs/pcrs-indexer/raster"
 	"github.com/openpcrs/pcrs-indexer/service"
+	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/backends"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
@@ -155,6 +157,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	s3Endpoint := fs.String("s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "S3 endpoint URL for s3:// storages")
 	catalogLoc := fs.String("catalog", "", "folder or base URL of the PCRS CSV exports, for registrations naming a projet/livrable pair")
 	basemap := fs.String("basemap", "", "XYZ tile URL template drawn under the map's footprints (none by default)")
+	secretKeyFile := fs.String("secret-key-file", "", "file holding the key that encrypts stored credentials (base64 of 32 bytes; default $"+service.SecretKeyEnv+")")
+	resetState := fs.Bool("reset-state", false, "move a damaged state file aside and start empty (storages must be registered again)")
 	positional, err := c.parse(args, stdout)
 	switch {
 	case errors.Is(err, errHelp):
@@ -164,14 +168,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	case len(positional) != 0:
 		return c.usageError(stderr, fmt.Errorf("unexpected argument %q", positional[0]))
 	}
-	log := newLogger(stderr, false, true)
+	log := newLogger(stderr, false, false)
+	key, err := service.LoadSecretKey(*secretKeyFile)
+	if err != nil {
+		return c.usageError(stderr, err)
+	}
 	reg := prometheus.NewRegistry()
-	svc, err := service.New(service.Config{
-		DataDir: *data, AdminToken: os.Getenv("PCRS_INDEXER_ADMIN_TOKEN"),
+	cfg := service.Config{
+		DataDir: *data, AdminToken: os.Getenv("PCRS_INDEXER_ADMIN_TOKEN"), SecretKey: key,
 		AllowPrivateNetworks: *allowPrivate, AllowFileStorages: *allowFile, S3Endpoint: *s3Endpoint, Basemap: *basemap, Catalog: *catalogLoc,
 		MaxScans: *maxScans, Concurrency: *concurrency,
 		Registry: backends.Registry(), Registerer: reg, Gatherer: reg, Logger: log,
-	})
+	}
+	svc, err := service.New(cfg)
+	if errors.Is(err, state.ErrDamaged) && *resetState {
+		aside, rerr := state.Reset(service.StatePath(*data))
+		if rerr != nil {
+			log.Error("cannot reset the state", "error", rerr)
+			return exitFailed
+		}
+		log.Warn("state file damaged: moved aside, starting empty", "aside", aside, "error", err)
+		svc, err = service.New(cfg)
+	}
 	if err != nil {
 		log.Error("cannot start the service", "error", err)
 		return exitFailed
@@ -218,15 +236,27 @@ func metricsPath(p, storageID string, folder bool) string {
 }
 
 func newLogger(w io.Writer, onTerminal, verbose bool) *slog.Logger {
+	var log *slog.Logger
 	if onTerminal {
 		// The summary lists the problems; a bar needs a quiet terminal.
 		level := slog.LevelError
 		if verbose {
-			level = slog.LevelInfo
+			level = slog.LevelDebug
 		}
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	} else {
+		level := slog.LevelInfo
+		if verbose {
+			level = slog.LevelDebug
+		}
+		log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	if verbose {
+		// GDAL's own warnings, at debug level, through the same handler:
+		// never raw lines on stderr breaking the JSON.
+		raster.SetLogger(log)
+	}
+	return log
 }
 
 func isTerminal(w io.Writer) bool {

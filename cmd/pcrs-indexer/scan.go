@@ -21,6 +21,7 @@ import (
 	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/backends"
+	"github.com/openpcrs/pcrs-indexer/vector"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
 )
@@ -40,6 +41,31 @@ type scanSettings struct {
 	pushgateway, metricsFile, statePath  string
 	catalog                              string
 	verbose                              bool
+	formats                              formatList
+}
+
+// formatList is the repeatable --format flag.
+type formatList []vector.Format
+
+func (f *formatList) String() string {
+	parts := make([]string, len(*f))
+	for i, v := range *f {
+		parts[i] = string(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f *formatList) Set(v string) error {
+	values := []string{v}
+	if len(*f) > 0 {
+		values = append(values, f.String())
+	}
+	parsed, err := vector.ParseFormats(values)
+	if err != nil {
+		return err
+	}
+	*f = parsed
+	return nil
 }
 
 func addScanFlags(fs *flag.FlagSet) *scanSettings {
@@ -62,6 +88,7 @@ func addScanFlags(fs *flag.FlagSet) *scanSettings {
 	fs.StringVar(&s.metricsFile, "metrics-file", "", "write each scan's metrics here (Prometheus text format, for node_exporter's textfile collector); a folder gets pcrs_indexer_<storage id>.prom")
 	fs.StringVar(&s.statePath, "state", "", "state file: rescans read only new or changed tiles, and a stopped scan resumes")
 	fs.BoolVar(&s.verbose, "verbose", false, "log every tile set aside, even on a terminal")
+	fs.Var(&s.formats, "format", "also write the outputs as fgb (FlatGeobuf) or gpkg (GeoPackage), with the problems as a layer; repeatable or comma-separated (GeoJSON is always written)")
 	return s
 }
 
@@ -96,17 +123,17 @@ func (s *scanSettings) storageOptions() (storage.Options, error) {
 
 // job is one storage to scan and where its outputs go.
 type job struct {
-	source, out                    string
-	name, attributes               string
-	projet, livrable               string
-	metricsFolder                  bool // --metrics-file names a folder whatever it holds
-	stdout, stderr                 io.Writer
-	log                            *slog.Logger
-	onTerminal                     bool
-	storageOptions                 storage.Options
-	settings                       *scanSettings
-	attrs                          *livrable.Attributes
-	storageID, livrableName, label string
+	source, out             string
+	name, attributes        string
+	projet, livrable        string
+	metricsFolder           bool // --metrics-file names a folder whatever it holds
+	stdout, stderr          io.Writer
+	log                     *slog.Logger
+	onTerminal              bool
+	storageOptions          storage.Options
+	settings                *scanSettings
+	attrs                   *livrable.Attributes
+	storageID, livrableName string
 }
 
 func scan(args []string, stdout, stderr io.Writer) int {
@@ -209,7 +236,7 @@ func (j *job) run(ctx context.Context) int {
 		Storage: st, Location: j.source, Backend: u.Scheme, Name: j.livrableName, Attributes: j.attrs,
 		Concurrency: s.concurrency, MaxUnreachable: s.maxUnreachable,
 		Retry:     storage.RetryPolicy{Attempts: s.retries + 1, Base: storage.DefaultRetry.Base, Max: storage.DefaultRetry.Max, Timeout: s.timeout},
-		Footprint: footprint.Options{Tolerance: s.tolerance}, Timeout: s.scanTimeout, AllowShrink: s.allowShrink,
+		Footprint: footprint.Options{Tolerance: s.tolerance}, Timeout: s.scanTimeout, AllowShrink: s.allowShrink, Formats: s.formats,
 		Logger: log, Metrics: metrics, State: tileState,
 	}
 	if j.onTerminal {
