@@ -12,10 +12,12 @@ import (
 // location: a local path, /vsis3/bucket/key for S3, /vsicurl/URL for web
 // servers and plain FTP. It returns "" where GDAL has no virtual file system
 // able to reach the storage: SFTP (GDAL has no /vsisftp/) and FTPS with
-// explicit TLS. No credential ever goes into a location.
+// explicit TLS. No credential ever goes into a location: it is built from
+// the scheme, host and path the backend itself connects to (not from
+// storage.Redact's text, which may hide more than the userinfo).
 func gdalLocator(location string) func(key string) string {
 	none := func(string) string { return "" }
-	u, err := storage.ParseLocation(storage.Redact(location))
+	u, err := storage.ParseLocation(location)
 	if err != nil {
 		return none
 	}

@@ -132,7 +132,11 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 	var ps footprint.Projectors
 	defer ps.Close()
 	attrs := res.Livrable.Attributes
-	locate := gdalLocator(res.Livrable.Storage)
+	source := res.source
+	if source == "" {
+		source = res.Livrable.Storage // a Result built by hand
+	}
+	locate := gdalLocator(source)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if _, err := bw.WriteString(`{"type":"FeatureCollection","features":[`); err != nil {
 		return err

@@ -151,6 +151,9 @@ type Tile struct {
 	// placed is where a problem tile stands, when its header said (a
 	// transfer cut short): report.json draws it.
 	placed *footprint.Tile
+	// permanent marks an unreachable tile the storage will never address:
+	// it does not make the scan incomplete.
+	permanent bool
 }
 
 // Result is a finished scan, ready to publish.
@@ -161,6 +164,7 @@ type Result struct {
 	Livrable LivrableInfo
 
 	footprint   footprint.Options // so tile boxes are drawn like the outline
+	source      string            // Config.Location as given: where GDAL finds the tiles
 	allowShrink bool
 	formats     []vector.Format
 }
@@ -222,7 +226,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		},
 	})
 
-	objects, skipped, err := list(ctx, st, cfg)
+	objects, skipped, listed, err := list(ctx, st, cfg)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			err = cause
@@ -236,12 +240,12 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		log.Warn("object skipped", "path", sk.Path, "detail", sk.Detail)
 	}
 	tiles := selectTiles(objects)
-	log.Info("listed storage", "objects", len(objects)+len(skipped), "tiles", len(tiles), "requests", counter.Requests())
+	log.Info("listed storage", "objects", listed, "tiles", len(tiles), "requests", counter.Requests())
 	if len(tiles) == 0 {
-		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), len(objects)+len(skipped), nil, counter, &Outline{})}
+		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), listed, nil, counter, &Outline{})}
 		res.Report.Skipped = skipped
 		res.Report.IO.Retries = retries.Load()
-		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, len(objects)+len(skipped))
+		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, listed)
 	}
 
 	if cfg.Progress != nil {
@@ -284,7 +288,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 
 	placeProblems(tiles, cfg.Footprint, log)
 	outline := buildOutline(tiles, cfg.Footprint, log)
-	res := &Result{Tiles: tiles, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink}
+	res := &Result{Tiles: tiles, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink, source: cfg.Location}
 	for _, f := range cfg.Formats {
 		if f != vector.GeoJSON {
 			res.formats = append(res.formats, f)
@@ -296,7 +300,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Outline = outline
 	finished := cfg.Now()
-	res.Report = buildReport(location, started, finished, len(objects)+len(skipped), tiles, counter, outline)
+	res.Report = buildReport(location, started, finished, listed, tiles, counter, outline)
 	res.Report.Skipped = skipped
 	res.Report.IO.Retries = retries.Load()
 
@@ -315,7 +319,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	// problem, not a storage failing.
 	unreachable := 0
 	for _, t := range tiles {
-		if t.Problem != nil && t.Problem.Reason == ReasonUnreachable && !errors.Is(t.Object.Err, storage.ErrBadKey) {
+		if t.Problem != nil && t.Problem.Reason == ReasonUnreachable && !t.permanent {
 			unreachable++
 		}
 	}
@@ -340,8 +344,8 @@ func judge(ctx context.Context, st storage.Storage, s State, t *Tile, log *slog.
 		t.Problem = &ProblemEntry{Reason: ReasonCorrupt, Detail: fmt.Sprintf("internal error while reading this tile (%v): please report it", v)}
 		err = nil
 	}()
-	if p := unusable(t); p != nil {
-		t.Problem = p
+	if p, permanent := unusable(t); p != nil {
+		t.Problem, t.permanent = p, permanent
 		return nil
 	}
 	if recall(s, t, log) {
@@ -397,26 +401,28 @@ type SkippedEntry struct {
 
 // list walks the storage within its bounds and returns its objects sorted
 // by key, and apart what could not be used and is no tile.
-func list(ctx context.Context, st storage.Storage, cfg Config) ([]storage.Object, []SkippedEntry, error) {
+func list(ctx context.Context, st storage.Storage, cfg Config) (objects []storage.Object, skipped []SkippedEntry, listed int, err error) {
 	_, sizedByRead := cfg.Storage.(storage.SizingReader)
 	w := storage.Walker{MaxObjects: cfg.MaxObjects, MaxFolders: cfg.MaxFolders,
 		NeedSize: func(o storage.Object) bool { return needSize(o, sizedByRead, cfg.State != nil) }}
-	var objects []storage.Object
-	var skipped []SkippedEntry
-	err := w.Walk(ctx, st, func(o storage.Object) error {
+	err = w.Walk(ctx, st, func(o storage.Object) error {
+		listed++
 		if o.Err != nil && !IsTile(o.Key) {
 			skipped = append(skipped, SkippedEntry{Path: o.Key, Detail: o.Err.Error()})
-			return nil
+			if !isSidecar(o.Key) {
+				return nil
+			}
+			// Kept too: its tile must not be read as if it were absent.
 		}
 		objects = append(objects, o)
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	sort.Slice(objects, func(i, j int) bool { return objects[i].Key < objects[j].Key })
 	sort.Slice(skipped, func(i, j int) bool { return skipped[i].Path < skipped[j].Path })
-	return objects, skipped, nil
+	return objects, skipped, listed, nil
 }
 
 // retryReason names a retried failure for metrics, from a fixed set.
@@ -465,18 +471,24 @@ func selectTiles(objects []storage.Object) []Tile {
 }
 
 // unusable is the problem of a tile the walk listed but could not size or
-// address, or whose sidecar it could not size: GDAL would not read it as
-// it reads the file in place, so its header is not read at all.
-func unusable(t *Tile) *ProblemEntry {
-	if t.Object.Err != nil {
-		return &ProblemEntry{Reason: ReasonUnreachable, Detail: t.Object.Err.Error()}
+// address, or whose sidecar it could not: GDAL would not read it as it
+// reads the file in place, so its header is not read at all. permanent
+// says the storage will never address it (a name it refuses, a link out of
+// the root): that is the tile's problem, not a storage failing.
+func unusable(t *Tile) (p *ProblemEntry, permanent bool) {
+	if err := t.Object.Err; err != nil {
+		return &ProblemEntry{Reason: ReasonUnreachable, Detail: err.Error()}, isPermanent(err)
 	}
 	for _, s := range t.Siblings {
 		if s.Err != nil && isSidecar(s.Key) {
-			return &ProblemEntry{Reason: ReasonUnreachable, Detail: fmt.Sprintf("its sidecar %s could not be sized: %v", s.Key, s.Err)}
+			return &ProblemEntry{Reason: ReasonUnreachable, Detail: fmt.Sprintf("its sidecar %s cannot be read: %v", s.Key, s.Err)}, isPermanent(s.Err)
 		}
 	}
-	return nil
+	return nil, false
+}
+
+func isPermanent(err error) bool {
+	return errors.Is(err, storage.ErrBadKey) || errors.Is(err, storage.ErrLoop)
 }
 
 // placeProblems gives the problems whose tile could be placed their
@@ -517,6 +529,9 @@ func recall(st State, t *Tile, log *slog.Logger) bool {
 	if r.Problem != nil {
 		t.Problem = r.Problem
 		return true
+	}
+	if t.Object.Size == storage.SizeUnknown {
+		t.Object.Size = r.Size // what the first scan's HEAD or read told
 	}
 	place(t, r.Header)
 	return true

@@ -512,3 +512,38 @@ func keys(m map[string]map[string]any) []string {
 	}
 	return out
 }
+
+// TestUnusableSidecar: a sidecar the walk lists but cannot use (a link out
+// of the storage) makes its tile unreachable, since GDAL in place would
+// read it; the storage will never address it, so the scan is not
+// incomplete, and the sidecar is reported as skipped.
+func TestUnusableSidecar(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	for i, name := range []string{"avec.tif", "sans.tif"} {
+		if err := (tilegen.Tile{EPSG: 2154, X: x0 + float64(i)*200, Y: y0}).Write(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aux := filepath.Join(outside, "avec.tif.aux.xml")
+	if err := os.WriteFile(aux, []byte("<PAMDataset></PAMDataset>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(aux, filepath.Join(dir, "avec.tif.aux.xml")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "x"})
+	if err != nil {
+		t.Fatalf("a sidecar out of the root failed the scan: %v", err)
+	}
+	r := res.Report
+	if r.Counts.Objects != 3 || r.Counts.Readable != 1 || len(r.Problems) != 1 || r.Problems[0].Path != "avec.tif" || r.Problems[0].Reason != indexer.ReasonUnreachable {
+		t.Errorf("counts %+v, problems %+v: want avec.tif unreachable, sans.tif readable", r.Counts, r.Problems)
+	}
+	if len(r.Skipped) != 1 || r.Skipped[0].Path != "avec.tif.aux.xml" {
+		t.Errorf("skipped %+v, want the sidecar", r.Skipped)
+	}
+}

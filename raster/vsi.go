@@ -70,7 +70,7 @@ func (o *openObject) addFiles(files []File) {
 	defer o.mu.Unlock()
 	for _, f := range files {
 		if _, ok := o.files[f.Key]; !ok {
-			o.files[f.Key] = &cachedFile{key: f.Key, size: f.Size, blocks: map[int64][]byte{}}
+			o.files[f.Key] = &cachedFile{key: f.Key, size: f.Size, listed: f.Size >= 0, blocks: map[int64][]byte{}}
 		}
 	}
 }
@@ -124,7 +124,9 @@ func (o *openObject) recordErr(err error) {
 // cachedFile holds the blocks of one object fetched so far.
 type cachedFile struct {
 	key  string
-	size int64 // SizeUnknown until ensureSize learned it
+	size int64 // SizeUnknown until ensureSize learned it: read it only after
+	// ensureSize unless listed is set
+	listed bool // the size came from the listing; never changes
 
 	sizeOnce sync.Once
 	sizeErr  error
@@ -188,6 +190,9 @@ func (f *cachedFile) readAt(o *openObject, p []byte, off int64) (int, error) {
 // peek returns n bytes at off when they are already fetched: the header
 // parsers use it to look without ever costing a storage request.
 func (f *cachedFile) peek(o *openObject, off int64, n int) ([]byte, bool) {
+	if !f.listed && f.ensureSize(o) != nil { // costs no request: the parsers peek into a sized tile
+		return nil, false
+	}
 	if off < 0 || n <= 0 || off+int64(n) > f.size || !f.cached(off, n) {
 		return nil, false
 	}
@@ -238,7 +243,7 @@ func (f *cachedFile) fetch(o *openObject, first, last int64) error {
 
 // ensureSize learns the size of a file listed without one, once.
 func (f *cachedFile) ensureSize(o *openObject) error {
-	if f.size != SizeUnknown {
+	if f.listed {
 		return nil
 	}
 	f.sizeOnce.Do(func() { f.sizeErr = f.learnSize(o) })

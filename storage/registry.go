@@ -111,25 +111,6 @@ func ParseLocation(location string) (*url.URL, error) {
 	return u, nil
 }
 
-// hasUserinfo says whether a location's text, authority being what url.Parse
-// would take for it, carries userinfo: an '@' in the authority, or a "port"
-// that is no number with an '@' further on (a password holding a '/').
-func hasUserinfo(authority, rest string) bool {
-	if strings.Contains(authority, "@") {
-		return true
-	}
-	i := strings.LastIndex(authority, ":")
-	if i < 0 || strings.HasSuffix(authority, "]") || !strings.Contains(rest, "@") {
-		return false
-	}
-	for _, c := range authority[i+1:] {
-		if c < '0' || c > '9' {
-			return true
-		}
-	}
-	return false
-}
-
 // tokenSchemes are those where userinfo without a password is a secret
 // (a token, as portals hand out https://TOKEN@host/), not a login name.
 var tokenSchemes = map[string]bool{"http": true, "https": true, "s3": true}
@@ -139,27 +120,28 @@ const Redacted = "REDACTED"
 
 // Redact returns location fit for logs, reports and API answers: its
 // password (and on web and S3 locations any userinfo), every query value
-// and the fragment replaced by REDACTED. It does not trust url.Parse: a
-// password with an unencoded '@' or '/' moves the authority's end, so once
-// the authority holds an '@', everything up to the last '@' before the
-// query counts as userinfo.
+// and the fragment replaced by REDACTED. It errs on the side of hiding:
+// once the text may hold userinfo, everything up to its last '@' counts as
+// userinfo, since a password may hold unencoded '@', '/', '?', '#', ':' or
+// ']'. What it returns is for people to read: a location to connect to or
+// to give GDAL comes from ParseLocation, never from here.
 func Redact(location string) string {
 	scheme, rest, ok := strings.Cut(location, "://")
 	if !ok {
 		return location // a local path
 	}
-	rest, frag, hasFrag := strings.Cut(rest, "#")
-	rest, query, hasQuery := strings.Cut(rest, "?")
-	if authority, _, _ := strings.Cut(rest, "/"); hasUserinfo(authority, rest) {
+	if mayHoldUserinfo(rest) {
 		at := strings.LastIndex(rest, "@")
 		user, _, hasPass := strings.Cut(rest[:at], ":")
-		switch {
-		case hasPass && !tokenSchemes[strings.ToLower(scheme)]:
+		switch token := tokenSchemes[strings.ToLower(scheme)]; {
+		case hasPass && !token:
 			rest = user + ":" + Redacted + rest[at:]
-		case hasPass || tokenSchemes[strings.ToLower(scheme)]:
+		case hasPass || token:
 			rest = Redacted + rest[at:]
 		}
 	}
+	rest, frag, hasFrag := strings.Cut(rest, "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
 	out := scheme + "://" + rest
 	if hasQuery {
 		params := strings.Split(query, "&")
@@ -176,4 +158,43 @@ func Redact(location string) string {
 		out += "#" + Redacted
 	}
 	return out
+}
+
+// mayHoldUserinfo says whether the text after "://" may begin with
+// userinfo: an '@' in what url.Parse takes for the authority, or, with an
+// '@' further on, an authority that is no host[:port] (a "port" that is no
+// number, or a dotless name with a port: user:12/34@host).
+func mayHoldUserinfo(rest string) bool {
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority := rest[:end]
+	if strings.Contains(authority, "@") {
+		return true
+	}
+	if !strings.Contains(rest[end:], "@") {
+		return false
+	}
+	if strings.HasPrefix(authority, "[") {
+		host, port, _ := strings.Cut(authority[1:], "]")
+		return strings.Contains(host, "]") || (port != "" && !isPort(strings.TrimPrefix(port, ":")))
+	}
+	host, port, hasPort := strings.Cut(authority, ":")
+	if !hasPort {
+		return false
+	}
+	return !isPort(port) || (!strings.Contains(host, ".") && !strings.EqualFold(host, "localhost"))
+}
+
+func isPort(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

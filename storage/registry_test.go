@@ -28,6 +28,14 @@ func TestRedact(t *testing.T) {
 		// Unencoded '@' and '/' in a password: the last '@' ends it.
 		{"sftp://bob:s3c@r/et@host/data", "sftp://bob:REDACTED@host/data"},
 		{"ftp://bob:a/s3cret@host/data", "ftp://bob:REDACTED@host/data"},
+		{"sftp://bob:s3c#ret@host/dir", "sftp://bob:REDACTED@host/dir"},
+		{"https://bob:s3c?ret@host/dir", "https://REDACTED@host/dir"},
+		{"sftp://bob:ab]/s3cret@host/dir", "sftp://bob:REDACTED@host/dir"},
+		{"ftp://bob:12/s3cret@host/dir", "ftp://bob:REDACTED@host/dir"},
+		{"HTTPS://abc@h/x/", "HTTPS://REDACTED@h/x/"},
+		{"sftp://bob@[::1]:22/data", "sftp://bob@[::1]:22/data"},
+		{"sftp://[::1]:22/data/@x/", "sftp://[::1]:22/data/@x/"},
+		{"https://h.example:8443/data/@x/", "https://h.example:8443/data/@x/"},
 	}
 	for _, tt := range tests {
 		got := Redact(tt.in)
