@@ -24,6 +24,9 @@ var ErrManifest = errors.New("invalid manifest")
 // MaxRows bounds a manifest: France holds a few thousand livrables.
 const MaxRows = 100_000
 
+// MaxBytes bounds a manifest's size.
+const MaxBytes = 64 << 20
+
 // Row is one storage of the manifest.
 type Row struct {
 	Line       int    // 1-based line of the CSV record, for messages
@@ -43,9 +46,13 @@ var columns = map[string]bool{"location": true, "name": true, "attributes": true
 // refused, as are unknown columns (a typo must not drop a setting) and two
 // rows with the same location.
 func ParseManifest(r io.Reader) ([]Row, error) {
-	raw, err := io.ReadAll(io.LimitReader(r, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(r, MaxBytes+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(raw) > MaxBytes {
+		// Cut short, it would be a smaller national run without a word.
+		return nil, fmt.Errorf("%w: larger than %d MiB", ErrManifest, MaxBytes>>20)
 	}
 	cr := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(raw, []byte("\ufeff"))))
 	header, err := cr.Read()

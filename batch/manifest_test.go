@@ -22,10 +22,12 @@ func TestParseManifest(t *testing.T) {
 		{"location\nhttps://h/x?token=abc\n", "secret query"},
 		{"location\n/a\n/a\n", "line 3 repeats the location of line 2"},
 		{"location,name\n,x\n", "line 2 has no location"},
+		// Past the size bound, never a silently shorter manifest.
+		{"location\n" + strings.Repeat("/a/b\n", MaxBytes/5+1), "larger than 64 MiB"},
 	} {
 		_, err := ParseManifest(strings.NewReader(bad.csv))
 		if !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), bad.says) {
-			t.Errorf("%q: %v, want ErrManifest saying %q", bad.csv, err, bad.says)
+			t.Errorf("%.60q: %v, want ErrManifest saying %q", bad.csv, err, bad.says)
 		}
 		if err != nil && strings.Contains(err.Error(), "secret") && strings.Contains(err.Error(), "abc") {
 			t.Errorf("the secret leaked: %v", err)

@@ -224,6 +224,17 @@ func GDALVersion() string {
 	return fmt.Sprintf("%d.%d.%d", v.Major(), v.Minor(), v.Revision())
 }
 
+// countTiles counts a scan's final verdicts.
+func (m *Metrics) countTiles(tiles []Tile) {
+	for _, t := range tiles {
+		if t.Problem != nil {
+			m.tiles.WithLabelValues("problem", t.Problem.Reason).Inc()
+		} else {
+			m.tiles.WithLabelValues("readable", "").Inc()
+		}
+	}
+}
+
 // Observer feeds the storage request metrics of one backend.
 func (m *Metrics) Observer(backend string) storage.Observer { return observer{m, backend} }
 

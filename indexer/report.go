@@ -96,18 +96,19 @@ func buildOutline(tiles []Tile, opts footprint.Options, log *slog.Logger) *Outli
 	return &Outline{WGS84: res.WGS84, AreaKm2: math.Round(res.Area/1e6*1e4) / 1e4}
 }
 
-func buildReport(source string, started, finished time.Time, objects int, tiles []Tile, counter *storage.Counter, outline *Outline) Report {
+func buildReport(source string, started, finished time.Time, lst listing, tiles []Tile, counter *storage.Counter, outline *Outline) Report {
 	r := Report{
 		Source:           source,
 		StartedAt:        started.UTC(),
 		FinishedAt:       finished.UTC(),
 		DurationSeconds:  math.Round(finished.Sub(started).Seconds()*1000) / 1000,
-		Counts:           Counts{Objects: objects, Tiles: len(tiles)},
-		IO:               IO{Requests: counter.Requests(), Bytes: counter.Bytes()},
+		Counts:           Counts{Objects: lst.listed, Tiles: len(tiles)},
+		IO:               IO{Requests: counter.Requests(), Bytes: counter.Bytes(), Retries: counter.Retries()},
 		Problems:         []ProblemEntry{},
 		ProblemsByReason: map[string]int{ReasonEmpty: 0, ReasonCorrupt: 0, ReasonNotGeoreferenced: 0, ReasonNoCRS: 0, ReasonUnreachable: 0, ReasonMisplaced: 0},
 		EPSG:             map[string]int{},
 		AreaKm2:          outline.AreaKm2,
+		Skipped:          lst.skipped,
 	}
 	for _, t := range tiles {
 		if t.Problem != nil {

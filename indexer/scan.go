@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
@@ -45,8 +44,8 @@ const (
 // failing. The result is still returned, for the report.
 var ErrIncomplete = errors.New("scan incomplete: the storage kept failing")
 
-// ErrTooLarge is a storage over the configured bounds.
-var ErrTooLarge = errors.New("storage too large")
+// ErrTooLarge is a storage over the walk's bounds (storage.Walker).
+var ErrTooLarge = storage.ErrTooLarge
 
 // ErrNoTiles means the storage listed no tile at all: an unmounted disk or
 // an emptied bucket looks like this, and publishing it would replace a
@@ -211,7 +210,6 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	counter := &storage.Counter{}
-	var retries atomic.Int64
 	observers := []storage.Observer{counter}
 	if cfg.Metrics != nil {
 		observers = append(observers, cfg.Metrics.Observer(cfg.Backend))
@@ -219,33 +217,28 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	st := storage.Compose(cfg.Storage, storage.ComposeConfig{
 		Observers: observers, Retry: cfg.Retry, Concurrency: cfg.Concurrency,
 		OnRetry: func(op storage.Op, err error) {
-			retries.Add(1)
+			counter.ObserveRetry(op, err)
 			if cfg.Metrics != nil {
 				cfg.Metrics.RetryObserved(cfg.Backend, retryReason(err))
 			}
 		},
 	})
 
-	objects, skipped, listed, err := list(ctx, st, cfg)
+	lst, err := list(ctx, st, cfg)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			err = cause
 		}
-		if errors.Is(err, storage.ErrTooLarge) && !errors.Is(err, ErrTooLarge) {
-			err = fmt.Errorf("%w: %w", ErrTooLarge, err)
-		}
 		return nil, fmt.Errorf("listing %s: %w", location, err)
 	}
-	for _, sk := range skipped {
+	for _, sk := range lst.skipped {
 		log.Warn("object skipped", "path", sk.Path, "detail", sk.Detail)
 	}
-	tiles := selectTiles(objects)
-	log.Info("listed storage", "objects", listed, "tiles", len(tiles), "requests", counter.Requests())
+	tiles := selectTiles(lst.objects)
+	log.Info("listed storage", "objects", lst.listed, "tiles", len(tiles), "requests", counter.Requests())
 	if len(tiles) == 0 {
-		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), listed, nil, counter, &Outline{})}
-		res.Report.Skipped = skipped
-		res.Report.IO.Retries = retries.Load()
-		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, listed)
+		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), lst, nil, counter, &Outline{})}
+		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, lst.listed)
 	}
 
 	if cfg.Progress != nil {
@@ -261,13 +254,6 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			if t.Problem != nil {
 				log.Warn("tile set aside", "path", t.Object.Key, "reason", t.Problem.Reason, "detail", t.Problem.Detail)
-			}
-			if cfg.Metrics != nil {
-				if t.Problem != nil {
-					cfg.Metrics.tiles.WithLabelValues("problem", t.Problem.Reason).Inc()
-				} else {
-					cfg.Metrics.tiles.WithLabelValues("readable", "").Inc()
-				}
 			}
 			if cfg.Progress != nil {
 				cfg.Progress.Advance(1)
@@ -300,9 +286,12 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Outline = outline
 	finished := cfg.Now()
-	res.Report = buildReport(location, started, finished, listed, tiles, counter, outline)
-	res.Report.Skipped = skipped
-	res.Report.IO.Retries = retries.Load()
+	res.Report = buildReport(location, started, finished, lst, tiles, counter, outline)
+	if cfg.Metrics != nil {
+		// Counted from the final verdicts: the union may still set a
+		// readable tile aside as misplaced.
+		cfg.Metrics.countTiles(tiles)
+	}
 
 	if cfg.State != nil {
 		listed := make(map[string]bool, len(tiles))
@@ -359,11 +348,6 @@ func judge(ctx context.Context, st storage.Storage, s State, t *Tile, log *slog.
 	return nil
 }
 
-// sidecarSuffixes name the files GDAL may read beside a tile (PAM, world
-// files, MapInfo .tab, masks, overviews, RPCs): the only non-tiles a walk
-// sizes, since GDAL must be shown their exact size.
-var sidecarSuffixes = []string{".aux.xml", ".aux", ".tfw", ".tifw", ".tiffw", ".wld", ".j2w", ".jpw", ".tab", ".prj", ".ovr", ".msk", ".imd", ".rpb", "_rpc.txt"}
-
 // needSize says whether a listed object must be sized before it is read:
 // a tile or a sidecar GDAL may read (its size must be known before GDAL
 // opens it), unless the storage's reads tell the size
@@ -372,23 +356,13 @@ var sidecarSuffixes = []string{".aux.xml", ".aux", ".tfw", ".tifw", ".tiffw", ".
 // date either is sized all the same when a state is kept: the HEAD's
 // ETag and date are what lets the next scan know it unchanged.
 func needSize(o storage.Object, sizedByRead, stateful bool) bool {
-	if !IsTile(o.Key) && !isSidecar(o.Key) {
+	if !IsTile(o.Key) && !raster.IsSidecar(o.Key) {
 		return false
 	}
 	if !sizedByRead {
 		return true
 	}
 	return stateful && IsTile(o.Key) && o.ModTime.IsZero() && o.ETag == ""
-}
-
-func isSidecar(key string) bool {
-	lower := strings.ToLower(key)
-	for _, s := range sidecarSuffixes {
-		if strings.HasSuffix(lower, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // SkippedEntry is an object or folder the walk listed but could not use
@@ -399,30 +373,38 @@ type SkippedEntry struct {
 	Detail string `json:"detail"`
 }
 
-// list walks the storage within its bounds and returns its objects sorted
-// by key, and apart what could not be used and is no tile.
-func list(ctx context.Context, st storage.Storage, cfg Config) (objects []storage.Object, skipped []SkippedEntry, listed int, err error) {
+// listing is a storage's walk: the objects sorted by key, what could not
+// be used apart, and how many were listed in all.
+type listing struct {
+	objects []storage.Object
+	skipped []SkippedEntry
+	listed  int
+}
+
+// list walks the storage within its bounds. An unusable sidecar is kept
+// among the objects too: its tile must not be read as if it were absent.
+func list(ctx context.Context, st storage.Storage, cfg Config) (listing, error) {
 	_, sizedByRead := cfg.Storage.(storage.SizingReader)
 	w := storage.Walker{MaxObjects: cfg.MaxObjects, MaxFolders: cfg.MaxFolders,
 		NeedSize: func(o storage.Object) bool { return needSize(o, sizedByRead, cfg.State != nil) }}
-	err = w.Walk(ctx, st, func(o storage.Object) error {
-		listed++
+	var l listing
+	err := w.Walk(ctx, st, func(o storage.Object) error {
+		l.listed++
 		if o.Err != nil && !IsTile(o.Key) {
-			skipped = append(skipped, SkippedEntry{Path: o.Key, Detail: o.Err.Error()})
-			if !isSidecar(o.Key) {
+			l.skipped = append(l.skipped, SkippedEntry{Path: o.Key, Detail: o.Err.Error()})
+			if !raster.IsSidecar(o.Key) {
 				return nil
 			}
-			// Kept too: its tile must not be read as if it were absent.
 		}
-		objects = append(objects, o)
+		l.objects = append(l.objects, o)
 		return nil
 	})
 	if err != nil {
-		return nil, nil, 0, err
+		return listing{}, err
 	}
-	sort.Slice(objects, func(i, j int) bool { return objects[i].Key < objects[j].Key })
-	sort.Slice(skipped, func(i, j int) bool { return skipped[i].Path < skipped[j].Path })
-	return objects, skipped, listed, nil
+	sort.Slice(l.objects, func(i, j int) bool { return l.objects[i].Key < l.objects[j].Key })
+	sort.Slice(l.skipped, func(i, j int) bool { return l.skipped[i].Path < l.skipped[j].Path })
+	return l, nil
 }
 
 // retryReason names a retried failure for metrics, from a fixed set.
@@ -480,7 +462,7 @@ func unusable(t *Tile) (p *ProblemEntry, permanent bool) {
 		return &ProblemEntry{Reason: ReasonUnreachable, Detail: err.Error()}, isPermanent(err)
 	}
 	for _, s := range t.Siblings {
-		if s.Err != nil && isSidecar(s.Key) {
+		if s.Err != nil && raster.IsSidecar(s.Key) {
 			return &ProblemEntry{Reason: ReasonUnreachable, Detail: fmt.Sprintf("its sidecar %s cannot be read: %v", s.Key, s.Err)}, isPermanent(s.Err)
 		}
 	}
@@ -551,11 +533,10 @@ func remember(st State, t *Tile, log *slog.Logger) {
 
 // inspect reads one tile's header and classifies it.
 func inspect(ctx context.Context, st storage.Storage, t *Tile) {
-	siblings := make([]raster.File, 0, len(t.Siblings))
-	for _, s := range t.Siblings {
-		if s.Err == nil {
-			siblings = append(siblings, raster.File{Key: s.Key, Size: s.Size})
-		}
+	// unusable has set aside every tile with a sibling in error.
+	siblings := make([]raster.File, len(t.Siblings))
+	for i, s := range t.Siblings {
+		siblings[i] = raster.File{Key: s.Key, Size: s.Size}
 	}
 	h, err := raster.Inspect(ctx, st, raster.File{Key: t.Object.Key, Size: t.Object.Size}, siblings)
 	if err != nil {

@@ -547,3 +547,44 @@ func TestUnusableSidecar(t *testing.T) {
 		t.Errorf("skipped %+v, want the sidecar", r.Skipped)
 	}
 }
+
+// TestMisplacedTile: a Lambert-93 tile whose header says EPSG:4326 is set
+// aside as misplaced by the union, never published at longitude 770549;
+// the report, the dalles and the metrics agree on it.
+func TestMisplacedTile(t *testing.T) {
+	dir := t.TempDir()
+	if err := (tilegen.Tile{EPSG: 2154, X: x0, Y: y0}).Write(filepath.Join(dir, "bonne.tif")); err != nil {
+		t.Fatal(err)
+	}
+	if err := (tilegen.Tile{EPSG: 4326, X: x0 + 200, Y: y0}).Write(filepath.Join(dir, "egaree.tif")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := indexer.NewJobMetrics(reg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "x", Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Report
+	if r.Counts.Readable != 1 || len(r.Problems) != 1 || r.Problems[0].Path != "egaree.tif" || r.Problems[0].Reason != indexer.ReasonMisplaced || r.ProblemsByReason[indexer.ReasonMisplaced] != 1 {
+		t.Fatalf("counts %+v, problems %+v: want egaree.tif misplaced", r.Counts, r.Problems)
+	}
+	for _, tile := range res.Tiles {
+		if tile.Object.Key == "egaree.tif" && tile.Header != nil {
+			t.Error("the misplaced tile keeps its header: it would be published")
+		}
+	}
+	if n := counterValue(t, reg, "pcrs_indexer_tiles_total", "misplaced", "problem"); n != 1 {
+		t.Errorf("misplaced tiles metric %v, want 1", n)
+	}
+	if n := counterValue(t, reg, "pcrs_indexer_tiles_total", "", "readable"); n != 1 {
+		t.Errorf("readable tiles metric %v, want 1 (the misplaced tile counted readable?)", n)
+	}
+}

@@ -101,6 +101,23 @@ func checkPlacement(h *Header) *Problem {
 	return nil
 }
 
+// sidecarSuffixes name the files GDAL may read beside a tile: PAM, world
+// files, MapInfo .tab, .prj, overviews, masks, RPCs.
+var sidecarSuffixes = []string{".aux.xml", ".aux", ".tfw", ".tifw", ".tiffw", ".wld", ".j2w", ".jpw", ".tab", ".prj", ".ovr", ".msk", ".imd", ".rpb", "_rpc.txt"}
+
+// IsSidecar says whether key names a file GDAL may read beside a tile: its
+// exact size must be known before GDAL opens the tile, and a tile whose
+// sidecar cannot be read would not be read as GDAL reads it in place.
+func IsSidecar(key string) bool {
+	lower := strings.ToLower(key)
+	for _, s := range sidecarSuffixes {
+		if strings.HasSuffix(lower, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // maxSiblings bounds the listed files GDAL is shown beside a tile.
 const maxSiblings = 64
 

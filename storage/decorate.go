@@ -27,10 +27,17 @@ type Observer interface {
 	ObserveRequest(op Op, bytes int64, err error, elapsed time.Duration)
 }
 
-// Counter is an Observer that totals requests and bytes.
+// Counter is an Observer that totals requests and bytes, and, as a
+// RetryHook (ObserveRetry), the requests tried again.
 type Counter struct {
-	requests, bytes atomic.Int64
+	requests, bytes, retries atomic.Int64
 }
+
+// ObserveRetry counts one retry; it is a RetryHook.
+func (c *Counter) ObserveRetry(Op, error) { c.retries.Add(1) }
+
+// Retries is the number of requests tried again so far.
+func (c *Counter) Retries() int64 { return c.retries.Load() }
 
 func (c *Counter) ObserveRequest(_ Op, bytes int64, _ error, _ time.Duration) {
 	c.requests.Add(1)

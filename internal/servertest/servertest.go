@@ -243,3 +243,40 @@ func WriteFile(t testing.TB, dir, name, content string) string {
 }
 
 func lines(s ...string) string { return strings.Join(s, "\n") + "\n" }
+
+// Listen listens on host:0 (a loopback address) and sends each accepted
+// connection on the returned channel; serve, when not nil, then runs on it.
+// Connections still unread are closed at the end of the test: a stand-in
+// for a server that stalls, or answers by hand, in deadline tests.
+func Listen(t testing.TB, host string, serve func(net.Conn)) (net.Listener, <-chan net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan net.Conn, 64)
+	t.Cleanup(func() {
+		l.Close()
+		for {
+			select {
+			case c := <-ch:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if serve != nil {
+				go serve(c)
+			}
+			ch <- c
+		}
+	}()
+	return l, ch
+}

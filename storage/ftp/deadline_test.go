@@ -21,41 +21,6 @@ import (
 	"github.com/openpcrs/pcrs-indexer/storage/storagetest"
 )
 
-// listen listens on host:0 and sends each accepted connection on the
-// returned channel; serve, when not nil, then runs on it.
-func listen(t *testing.T, host string, serve func(net.Conn)) (net.Listener, <-chan net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan net.Conn, 64)
-	t.Cleanup(func() {
-		l.Close()
-		for {
-			select {
-			case c := <-ch:
-				c.Close()
-			default:
-				return
-			}
-		}
-	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if serve != nil {
-				go serve(c)
-			}
-			ch <- c
-		}
-	}()
-	return l, ch
-}
-
 // closedByClient reads c until the client closes it (a bounded wait, so
 // that a leaked connection fails the test instead of hanging it).
 func closedByClient(t *testing.T, c net.Conn) {
@@ -70,7 +35,7 @@ func closedByClient(t *testing.T, c net.Conn) {
 // TestNoGreetingHonoursContext: the server accepts and never greets: Open
 // ends with the context's deadline and hangs up.
 func TestNoGreetingHonoursContext(t *testing.T) {
-	l, accepted := listen(t, "127.0.0.1", nil)
+	l, accepted := servertest.Listen(t, "127.0.0.1", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := ftp.Open(ctx, &url.URL{Scheme: "ftp", Host: l.Addr().String(), Path: "/"}, storage.Options{})
@@ -108,10 +73,10 @@ func TestGuardedDial(t *testing.T) {
 // PASV with 127.0.0.1 (refused), where a server listens: the data
 // connection must not go there.
 func TestPassiveAddressNotFollowed(t *testing.T) {
-	target, reached := listen(t, "127.0.0.1", nil)
+	target, reached := servertest.Listen(t, "127.0.0.1", nil)
 	port := target.Addr().(*net.TCPAddr).Port
 	pasv := fmt.Sprintf("227 Entering Passive Mode (127,0,0,1,%d,%d)", port/256, port%256)
-	control, _ := listen(t, "127.0.0.2", func(c net.Conn) { fakeFTP(c, pasv) })
+	control, _ := servertest.Listen(t, "127.0.0.2", func(c net.Conn) { fakeFTP(c, pasv) })
 	guard := &netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}
 	u := &url.URL{Scheme: "ftp", Host: control.Addr().String(), Path: "/"}
 	s, err := ftp.Open(context.Background(), u, storage.Options{Guard: guard})

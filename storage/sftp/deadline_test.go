@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,31 +26,7 @@ import (
 // accepted connection is sent on the returned channel.
 func silentServer(t *testing.T) (addr string, accepted <-chan net.Conn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan net.Conn, 64)
-	t.Cleanup(func() {
-		l.Close()
-		for {
-			select {
-			case c := <-ch:
-				c.Close()
-			default:
-				return
-			}
-		}
-	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ch <- c
-		}
-	}()
+	l, ch := servertest.Listen(t, "127.0.0.1", nil)
 	return l.Addr().String(), ch
 }
 
@@ -164,22 +139,7 @@ func TestIsolatedIgnoresAgent(t *testing.T) {
 	if err := keyring.Add(agent.AddedKey{PrivateKey: mustRawKey(t, srv.ClientKey)}); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = agent.ServeAgent(keyring, c); c.Close() }()
-		}
-	}()
-	t.Setenv("SSH_AUTH_SOCK", sock)
+	t.Setenv("SSH_AUTH_SOCK", serveAgent(t, keyring))
 	opts := storage.Options{SFTPKnownHosts: srv.KnownHosts}
 	s, err := sftp.Open(context.Background(), location(srv, "/"), opts)
 	if err != nil {

@@ -77,22 +77,7 @@ func TestAgentAuth(t *testing.T) {
 	if err := addKey(keyring, priv); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = agent.ServeAgent(keyring, c); c.Close() }()
-		}
-	}()
-	t.Setenv("SSH_AUTH_SOCK", sock)
+	t.Setenv("SSH_AUTH_SOCK", serveAgent(t, keyring))
 	root := t.TempDir()
 	servertest.WriteTree(t, root, map[string][]byte{"a.tif": []byte("abc")}, storagetest.ModTime)
 	s, err := sftp.Open(context.Background(), location(srv, root), storage.Options{SFTPKnownHosts: srv.KnownHosts})
@@ -136,4 +121,26 @@ func TestReconnectsAfterDrop(t *testing.T) {
 	if proxy.Accepted() < 2 {
 		t.Errorf("%d connections: the storage did not reconnect", proxy.Accepted())
 	}
+}
+
+// serveAgent serves keyring as an SSH agent on a Unix socket for the
+// test's duration and returns the socket's path.
+func serveAgent(t *testing.T, keyring agent.Agent) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = agent.ServeAgent(keyring, c); c.Close() }()
+		}
+	}()
+	return sock
 }
