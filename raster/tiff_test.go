@@ -150,9 +150,9 @@ func geoKeyOffset(t *testing.T, data []byte, info *tiffInfo) int {
 	return int(info.bo.Uint64(e.inline))
 }
 
-// editGeoKey rewrites, in the file at path, the key entry whose id is from
-// into (id, location, count, value), keeping the directory's order.
-func editGeoKey(t *testing.T, path string, from uint16, key [4]uint16) {
+// editTIFF hand-edits the TIFF at path: edit changes data in place, its
+// header scanned, and says whether it found what it edits (else why not).
+func editTIFF(t *testing.T, path string, edit func(data []byte, info *tiffInfo) (missing string)) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -162,113 +162,94 @@ func editGeoKey(t *testing.T, path string, from uint16, key [4]uint16) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := geoKeyOffset(t, data, info)
-	n := int(info.geoKeys[3])
-	for i := range n {
-		at := base + 8 + 8*i
-		if info.bo.Uint16(data[at:]) == from {
-			for j, v := range key {
-				info.bo.PutUint16(data[at+2*j:], v)
-			}
-			if err := os.WriteFile(path, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
+	if missing := edit(data, info); missing != "" {
+		t.Fatal(missing)
 	}
-	t.Fatalf("no GeoKey %d in %v", from, info.geoKeys)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editGeoKey rewrites, in the file at path, the key entry whose id is from
+// into (id, location, count, value), keeping the directory's order.
+func editGeoKey(t *testing.T, path string, from uint16, key [4]uint16) {
+	t.Helper()
+	editTIFF(t, path, func(data []byte, info *tiffInfo) string {
+		base := geoKeyOffset(t, data, info)
+		for i := range int(info.geoKeys[3]) {
+			at := base + 8 + 8*i
+			if info.bo.Uint16(data[at:]) == from {
+				for j, v := range key {
+					info.bo.PutUint16(data[at+2*j:], v)
+				}
+				return ""
+			}
+		}
+		return fmt.Sprintf("no GeoKey %d in %v", from, info.geoKeys)
+	})
 }
 
 // removeGeoKey removes key id from the GeoKeyDirectory, keeping the
 // others in order.
 func removeGeoKey(t *testing.T, path string, id uint16) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _, err := scanBytes(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := geoKeyOffset(t, data, info)
-	n := int(info.bo.Uint16(data[base+6:]))
-	for i := range n {
-		at := base + 8 + 8*i
-		if info.bo.Uint16(data[at:]) == id {
-			copy(data[at:base+8+8*n], data[at+8:base+8+8*n])
-			info.bo.PutUint16(data[base+6:], uint16(n-1))
-			if err := os.WriteFile(path, data, 0o644); err != nil {
-				t.Fatal(err)
+	editTIFF(t, path, func(data []byte, info *tiffInfo) string {
+		base := geoKeyOffset(t, data, info)
+		n := int(info.bo.Uint16(data[base+6:]))
+		for i := range n {
+			at := base + 8 + 8*i
+			if info.bo.Uint16(data[at:]) == id {
+				copy(data[at:base+8+8*n], data[at+8:base+8+8*n])
+				info.bo.PutUint16(data[base+6:], uint16(n-1))
+				return ""
 			}
-			return
 		}
-	}
-	t.Fatalf("no GeoKey %d", id)
+		return fmt.Sprintf("no GeoKey %d", id)
+	})
 }
 
 // patchASCII overwrites the start of GeoAsciiParams with text.
 func patchASCII(t *testing.T, path, text string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _, err := scanBytes(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(data, []byte(info.geoASCII))
-	if info.geoASCII == "" || i < 0 {
-		t.Fatal("no GeoAsciiParams")
-	}
-	copy(data[i:], text)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editTIFF(t, path, func(data []byte, info *tiffInfo) string {
+		i := bytes.Index(data, []byte(info.geoASCII))
+		if info.geoASCII == "" || i < 0 {
+			return "no GeoAsciiParams"
+		}
+		copy(data[i:], text)
+		return ""
+	})
 }
 
 // setTag rewrites an inline SHORT or LONG tag's value in the file at path.
 func setTag(t *testing.T, path string, tag uint16, value uint32) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _, err := scanBytes(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ifd, entry, countSize := int64(info.bo.Uint32(data[4:8])), int64(12), int64(2)
-	if info.bo.Uint16(data[2:4]) == 43 {
-		ifd, entry, countSize = int64(info.bo.Uint64(data[8:16])), 20, 8
-	}
-	n := int64(len(info.entries))
-	for i := range n {
-		at := ifd + countSize + i*entry
-		if info.bo.Uint16(data[at:]) != tag {
-			continue
+	editTIFF(t, path, func(data []byte, info *tiffInfo) string {
+		ifd, entry, countSize := int64(info.bo.Uint32(data[4:8])), int64(12), int64(2)
+		if info.bo.Uint16(data[2:4]) == 43 {
+			ifd, entry, countSize = int64(info.bo.Uint64(data[8:16])), 20, 8
 		}
-		var val []byte
-		if entry == 12 {
-			val = data[at+8:]
-		} else {
-			val = data[at+12:]
+		for i := range int64(len(info.entries)) {
+			at := ifd + countSize + i*entry
+			if info.bo.Uint16(data[at:]) != tag {
+				continue
+			}
+			val := data[at+8:]
+			if entry != 12 {
+				val = data[at+12:]
+			}
+			switch info.bo.Uint16(data[at+2:]) {
+			case 3:
+				info.bo.PutUint16(val, uint16(value))
+			case 4:
+				info.bo.PutUint32(val, value)
+			default:
+				return fmt.Sprintf("tag %d is not a SHORT or LONG", tag)
+			}
+			return ""
 		}
-		switch info.bo.Uint16(data[at+2:]) {
-		case 3:
-			info.bo.PutUint16(val, uint16(value))
-		case 4:
-			info.bo.PutUint32(val, value)
-		default:
-			t.Fatalf("tag %d is not a SHORT or LONG", tag)
-		}
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatalf("no tag %d", tag)
+		return fmt.Sprintf("no tag %d", tag)
+	})
 }
 
 // TestTIFFHeaderAgreesWithGDAL: for files GDAL wrote, some then hand-edited,

@@ -62,7 +62,7 @@ func Open(path string) (*Store, error) {
 }
 
 func damaged(path string, cause error) error {
-	return fmt.Errorf("%w: %s (%v): move it aside or run with --reset-state (the storages must then be registered again)", ErrDamaged, path, cause)
+	return fmt.Errorf("%w: %s (%v): move it aside (a scan then reads every tile again) or start the service with --reset-state (its storages must then be registered again)", ErrDamaged, path, cause)
 }
 
 // damage is a panic of bbolt's turned into an error.

@@ -257,3 +257,55 @@ func scrape(t *testing.T, url string) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestDamagedState: a garbage --state file fails the scan (exit 1) with a
+// message naming the file, before anything is published; `serve
+// --reset-state` moves a damaged store aside and serves.
+func TestDamagedState(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(bad, bytes.Repeat([]byte("not a bbolt file "), 1024), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"scan", "--state", bad, "--out", out, oneTileStorage(t)}, &stdout, &stderr); code != exitFailed {
+		t.Fatalf("exit %d, want %d: %s", code, exitFailed, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), bad) || !strings.Contains(stderr.String(), "state file damaged") {
+		t.Errorf("the error does not name the damaged file:\n%s", stderr.String())
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("outputs written beside a damaged state: %v", entries)
+	}
+
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "pcrs-indexer.db"), bytes.Repeat([]byte("garbage "), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "PCRS_INDEXER_TEST_ARGS="+strings.Join([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--reset-state"}, "\x1f"))
+	logs, err := child.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	var seen []string
+	sc := bufio.NewScanner(logs)
+	for sc.Scan() && !strings.Contains(sc.Text(), `"msg":"serving"`) {
+		seen = append(seen, sc.Text())
+	}
+	if aside, _ := filepath.Glob(filepath.Join(data, "pcrs-indexer.db.damaged-*")); len(aside) != 1 {
+		t.Fatalf("the damaged store was not moved aside (%v); logs:\n%s", aside, strings.Join(seen, "\n"))
+	}
+	if err := child.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+	}
+	if err := child.Wait(); err != nil {
+		t.Errorf("serve after --reset-state: %v", err)
+	}
+}
