@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/storage/local"
 )
@@ -138,7 +139,13 @@ func TestPanicIsOneTilesProblem(t *testing.T) {
 	}
 	st, _ := local.New(dir)
 	const victim = "dalles/0_0.jp2"
-	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: panicky{st, victim}, Location: dir, Name: "aude", Concurrency: 4})
+	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ns := store.Namespace(dir)
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: panicky{st, victim}, Location: dir, Name: "aude", Concurrency: 4, State: ns})
 	if err != nil {
 		t.Fatalf("one panicking tile failed the scan: %v", err)
 	}
@@ -156,6 +163,15 @@ func TestPanicIsOneTilesProblem(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("%s is not among the problems", victim)
+	}
+	// The verdict of a crash is not remembered: once fixed, the tile is
+	// read again and the others are reused.
+	again, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "aude", Concurrency: 4, State: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Report.Counts.Readable != good.Report.Counts.Readable || again.Report.Counts.Reused != good.Report.Counts.Readable-1 {
+		t.Errorf("after the fix: %d readable, %d reused; want %d and %d", again.Report.Counts.Readable, again.Report.Counts.Reused, good.Report.Counts.Readable, good.Report.Counts.Readable-1)
 	}
 }
 

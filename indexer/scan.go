@@ -384,7 +384,7 @@ type listing struct {
 // list walks the storage within its bounds. An unusable sidecar is kept
 // among the objects too: its tile must not be read as if it were absent.
 func list(ctx context.Context, st storage.Storage, cfg Config) (listing, error) {
-	_, sizedByRead := cfg.Storage.(storage.SizingReader)
+	sizedByRead := storage.SizesByRead(cfg.Storage)
 	w := storage.Walker{MaxObjects: cfg.MaxObjects, MaxFolders: cfg.MaxFolders,
 		NeedSize: func(o storage.Object) bool { return needSize(o, sizedByRead, cfg.State != nil) }}
 	var l listing
@@ -536,9 +536,9 @@ func inspect(ctx context.Context, st storage.Storage, t *Tile) {
 	// unusable has set aside every tile with a sibling in error.
 	siblings := make([]raster.File, len(t.Siblings))
 	for i, s := range t.Siblings {
-		siblings[i] = raster.File{Key: s.Key, Size: s.Size}
+		siblings[i] = rasterFile(s)
 	}
-	h, err := raster.Inspect(ctx, st, raster.File{Key: t.Object.Key, Size: t.Object.Size}, siblings)
+	h, err := raster.Inspect(ctx, st, rasterFile(t.Object), siblings)
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -552,6 +552,14 @@ func inspect(ctx context.Context, st storage.Storage, t *Tile) {
 		return
 	}
 	place(t, h)
+}
+
+// rasterFile is o as raster.Inspect takes it.
+func rasterFile(o storage.Object) raster.File {
+	if o.Size == storage.SizeUnknown {
+		return raster.File{Key: o.Key, Size: raster.SizeUnknown}
+	}
+	return raster.File{Key: o.Key, Size: o.Size}
 }
 
 // place sets the tile's header and footprint, and its size when only

@@ -160,13 +160,9 @@ func Inspect(ctx context.Context, src Source, obj File, siblings []File) (h *Hea
 		return nil, fmt.Errorf("installing the GDAL handler: %w", err)
 	}
 	o, name, done := open(ctx, src, obj)
+	// A panic (a defect in a header reader) goes to the caller, which
+	// makes it the tile's problem; done still unregisters the object.
 	defer done()
-	defer func() {
-		// A defect in a header reader is this tile's problem, not the scan's.
-		if r := recover(); r != nil {
-			h, err = nil, problem(ErrCorrupt, "reading the header failed: %v", r)
-		}
-	}()
 	learned := obj.Size < 0
 	if learned {
 		if err := o.file(obj.Key).ensureSize(o); err != nil {

@@ -4,13 +4,9 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -422,12 +418,12 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 	if res != nil {
 		p.setCounts(res.Report.Counts)
 	}
-	scrub := scrubber(r)
+	if res != nil {
+		scrubReport(&res.Report, scrubber(r))
+	}
 	if errors.Is(err, indexer.ErrIncomplete) {
 		if perr := indexer.PublishFailed(s.outDir(r.ID), &res.Report); perr != nil {
 			log.Error("writing the failed report", "error", perr)
-		} else if perr := scrubFile(filepath.Join(s.outDir(r.ID), indexer.FailedReportFile), scrub); perr != nil {
-			log.Error("redacting the failed report", "error", perr)
 		}
 		return nil, err
 	}
@@ -437,67 +433,21 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 	if err := indexer.Publish(s.outDir(r.ID), res); err != nil {
 		return nil, err
 	}
-	if err := scrubFile(filepath.Join(s.outDir(r.ID), indexer.ReportFile), scrub); err != nil {
-		return nil, err
-	}
 	return &res.Report, s.rebuildMerged()
 }
 
-// maxReport bounds a report read back to be redacted.
-const maxReport = 256 << 20
-
-// scrubFile removes a storage's secrets from the string values of a
-// published report (a problem's detail may quote the URL as a library saw
-// it), rewriting it atomically only when one changed. Values, not the
-// text: a short secret must not eat into the report's keys.
-func scrubFile(path string, scrub func(string) string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// scrubReport removes a storage's secrets from a report's free text
+// before it is written, so that no report on disk (published, failed or
+// refused as shrunk) ever holds one: a problem's detail may quote the URL
+// as a library saw it. Every free-text field of indexer.Report is here.
+func scrubReport(r *indexer.Report, scrub func(string) string) {
+	r.Source = scrub(r.Source)
+	for i := range r.Problems {
+		r.Problems[i].Detail = scrub(r.Problems[i].Detail)
 	}
-	dec := json.NewDecoder(io.LimitReader(f, maxReport))
-	dec.UseNumber()
-	var doc any
-	err = dec.Decode(&doc)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("reading %s back: %w", path, err)
+	for i := range r.Skipped {
+		r.Skipped[i].Detail = scrub(r.Skipped[i].Detail)
 	}
-	changed := false
-	doc = scrubValues(doc, scrub, &changed)
-	if !changed {
-		return nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	tmp := path + ".redacting"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func scrubValues(v any, scrub func(string) string, changed *bool) any {
-	switch v := v.(type) {
-	case string:
-		clean := scrub(v)
-		*changed = *changed || clean != v
-		return clean
-	case []any:
-		for i := range v {
-			v[i] = scrubValues(v[i], scrub, changed)
-		}
-	case map[string]any:
-		for k := range v {
-			v[k] = scrubValues(v[k], scrub, changed)
-		}
-	}
-	return v
 }
 
 // options are what a backend needs for r: the dial-time guard, and S3

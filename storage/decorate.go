@@ -61,6 +61,8 @@ type observed struct {
 	obs []Observer
 }
 
+func (d observed) Unwrap() Storage { return d.Storage }
+
 func (o observed) List(ctx context.Context, cursor string) (Page, error) {
 	start := time.Now()
 	p, err := o.Storage.List(ctx, cursor)
@@ -136,6 +138,8 @@ type retrying struct {
 	p    RetryPolicy
 	hook RetryHook
 }
+
+func (d retrying) Unwrap() Storage { return d.Storage }
 
 func (r retrying) do(ctx context.Context, op Op, fn func(context.Context) error) error {
 	var err error
@@ -250,6 +254,8 @@ type limited struct {
 	Storage
 	sem chan struct{}
 }
+
+func (d limited) Unwrap() Storage { return d.Storage }
 
 func (l limited) acquire(ctx context.Context) error {
 	select {

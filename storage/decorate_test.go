@@ -292,3 +292,22 @@ func TestWalkDepthBounded(t *testing.T) {
 		t.Errorf("err = %v, want the depth bound", err)
 	}
 }
+
+// TestSizesByReadSeesThroughDecorators: every decorator relays
+// ReadAtSize, so whether reads tell sizes is the backend's answer.
+func TestSizesByReadSeesThroughDecorators(t *testing.T) {
+	plain := pageStorage{}
+	if SizesByRead(Compose(plain, ComposeConfig{Concurrency: 2, Observers: []Observer{&Counter{}}})) {
+		t.Error("a composed backend without ReadAtSize said its reads tell sizes")
+	}
+	if !SizesByRead(Compose(sizing{plain}, ComposeConfig{Concurrency: 2})) {
+		t.Error("a composed SizingReader said its reads do not tell sizes")
+	}
+}
+
+type sizing struct{ Storage }
+
+func (s sizing) ReadAtSize(ctx context.Context, key string, p []byte, off int64) (int, int64, error) {
+	n, err := s.ReadAt(ctx, key, p, off)
+	return n, SizeUnknown, err
+}

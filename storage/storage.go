@@ -68,6 +68,21 @@ type SizingReader interface {
 	ReadAtSize(ctx context.Context, key string, p []byte, off int64) (n int, size int64, err error)
 }
 
+// SizesByRead says whether the backend below s's decorators tells an
+// object's size with its reads (every decorator relays ReadAtSize, so
+// asking s itself would always say yes).
+func SizesByRead(s Storage) bool {
+	for {
+		d, ok := s.(interface{ Unwrap() Storage })
+		if !ok {
+			break
+		}
+		s = d.Unwrap()
+	}
+	_, ok := s.(SizingReader)
+	return ok
+}
+
 // ReadAtSize reads like s.ReadAt, with the object's total size when s (or
 // the backend below its decorators) can tell it, else SizeUnknown.
 func ReadAtSize(ctx context.Context, s Storage, key string, p []byte, off int64) (int, int64, error) {

@@ -236,21 +236,19 @@ func metricsPath(p, storageID string, folder bool) string {
 }
 
 func newLogger(w io.Writer, onTerminal, verbose bool) *slog.Logger {
-	var log *slog.Logger
+	level := slog.LevelInfo
 	if onTerminal {
-		// The summary lists the problems; a bar needs a quiet terminal.
-		level := slog.LevelError
-		if verbose {
-			level = slog.LevelDebug
-		}
-		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-	} else {
-		level := slog.LevelInfo
-		if verbose {
-			level = slog.LevelDebug
-		}
-		log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+		level = slog.LevelError // the summary lists the problems; a bar needs a quiet terminal
 	}
+	if verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if onTerminal {
+		h = slog.NewTextHandler(w, opts)
+	}
+	log := slog.New(h)
 	if verbose {
 		// GDAL's own warnings, at debug level, through the same handler:
 		// never raw lines on stderr breaking the JSON.
