@@ -114,12 +114,13 @@ func TestTransientFaultsLoseNothing(t *testing.T) {
 		t.Errorf("problems through faults %+v\nclean %+v", got.Report.Problems, want.Report.Problems)
 	}
 	seen := map[string]bool{}
-	for i, tile := range got.Tiles {
+	gotTiles, wantTiles := tilesOf(t, got), tilesOf(t, want)
+	for i, tile := range gotTiles {
 		if seen[tile.Object.Key] {
 			t.Errorf("%s twice", tile.Object.Key)
 		}
 		seen[tile.Object.Key] = true
-		w := want.Tiles[i]
+		w := wantTiles[i]
 		if tile.Object.Key != w.Object.Key || tile.Object.Size != w.Object.Size || !reflect.DeepEqual(tile.Header, w.Header) {
 			t.Errorf("%s differs through faults: %+v vs %+v", tile.Object.Key, tile.Header, w.Header)
 		}

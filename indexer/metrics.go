@@ -225,12 +225,13 @@ func GDALVersion() string {
 }
 
 // countTiles counts a scan's final verdicts.
-func (m *Metrics) countTiles(tiles []Tile) {
-	for _, t := range tiles {
-		if t.Problem != nil {
-			m.tiles.WithLabelValues("problem", t.Problem.Reason).Inc()
-		} else {
-			m.tiles.WithLabelValues("readable", "").Inc()
+func (m *Metrics) countTiles(r Report) {
+	if r.Counts.Readable > 0 {
+		m.tiles.WithLabelValues("readable", "").Add(float64(r.Counts.Readable))
+	}
+	for reason, n := range r.ProblemsByReason {
+		if n > 0 {
+			m.tiles.WithLabelValues("problem", reason).Add(float64(n))
 		}
 	}
 }

@@ -116,6 +116,9 @@ func strOrNil(s string) *string {
 func epsgName(code int) string { return "EPSG:" + strconv.Itoa(code) }
 
 func bandes(t *Tile) string {
+	if t.Header == nil {
+		return ""
+	}
 	s := ""
 	for i, b := range t.Header.Bands {
 		if i > 0 {
@@ -142,14 +145,13 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 		return err
 	}
 	first := true
-	for i := range res.Tiles {
-		t := &res.Tiles[i]
+	err := res.spool.each(flagReadable, func(t *Tile) error {
 		if t.Header == nil {
-			continue
+			return nil
 		}
 		poly, err := ps.TilePolygon(t.Polygon, opts)
 		if errors.Is(err, footprint.ErrMisplaced) {
-			continue // buildOutline made it a problem; a result built otherwise must not publish it
+			return nil // buildOutline made it a problem; a result built otherwise must not publish it
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Object.Key, err)
@@ -182,32 +184,16 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 		if err != nil {
 			return err
 		}
-		if _, err := bw.Write(append([]byte("\n"), b...)); err != nil {
-			return err
-		}
+		_, err = bw.Write(append([]byte("\n"), b...))
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if _, err := bw.WriteString("\n]}\n"); err != nil {
 		return err
 	}
 	return bw.Flush()
-}
-
-// shared returns the value every readable tile has, or nil.
-func shared(tiles []Tile, value func(*Tile) string) *string {
-	var v string
-	for i := range tiles {
-		t := &tiles[i]
-		if t.Header == nil {
-			continue
-		}
-		x := value(t)
-		if v == "" {
-			v = x
-		} else if v != x {
-			return nil
-		}
-	}
-	return strOrNil(v)
 }
 
 func livrableFeature(res *Result) feature {
@@ -217,9 +203,9 @@ func livrableFeature(res *Result) feature {
 		DateActualite:  strOrNil(a.DateActualiteValue()),
 		Calendrier:     strOrNil(a.CalendrierCode()),
 		Nom:            res.Livrable.Name,
-		Format:         shared(res.Tiles, func(t *Tile) string { return t.Header.MimeType }),
-		Compression:    shared(res.Tiles, func(t *Tile) string { return t.Header.Compression }),
-		EPSG:           shared(res.Tiles, func(t *Tile) string { return epsgName(t.Header.EPSG) }),
+		Format:         res.summary.format.value(),
+		Compression:    res.summary.compression.value(),
+		EPSG:           res.summary.epsg.value(),
 		RecouvrLat:     a.RecouvrLat,
 		RecouvrLon:     a.RecouvrLon,
 		Focale:         a.Focale,
@@ -230,12 +216,8 @@ func livrableFeature(res *Result) feature {
 		DiffusionURL:   strOrNil(a.DiffusionURL),
 		DiffusionLayer: strOrNil(a.DiffusionLayer),
 		Stockage:       res.Livrable.Storage,
-	}
-	for _, t := range res.Tiles {
-		if t.Header != nil {
-			p.Taille += t.Object.Size
-			p.NbDalles++
-		}
+		Taille:         res.summary.taille,
+		NbDalles:       res.summary.nbDalles,
 	}
 	return feature{Type: "Feature", Geometry: outlineGeometry(res.Outline.WGS84), Properties: p}
 }

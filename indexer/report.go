@@ -3,7 +3,6 @@ package indexer
 import (
 	"log/slog"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
@@ -68,41 +67,89 @@ type Outline struct {
 	AreaKm2 float64
 }
 
-// buildOutline unions the readable tiles' footprint. A tile that cannot
+// buildOutline unions the readable tiles' footprint, read back from the
+// spool: only their boxes are in memory while it runs. A tile that cannot
 // be placed (non-finite, degenerate, far outside its CRS's area of use)
 // leaves the footprint and the dalles for the problems: one such tile must
 // never stop the delivery.
-func buildOutline(tiles []Tile, opts footprint.Options, log *slog.Logger) *Outline {
+func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline, error) {
 	var placed []footprint.Tile
-	var index []int
-	for i, t := range tiles {
-		if t.Header != nil {
-			placed = append(placed, t.Polygon)
-			index = append(index, i)
-		}
-	}
-	if len(placed) == 0 {
-		return &Outline{}
+	var keys []string
+	err := sp.each(flagReadable, func(t *Tile) error {
+		placed = append(placed, t.Polygon)
+		keys = append(keys, t.Object.Key)
+		return nil
+	})
+	if err != nil || len(placed) == 0 {
+		return &Outline{}, err
 	}
 	var ps footprint.Projectors
 	defer ps.Close()
 	res := ps.Place(placed, opts)
 	for _, r := range res.Rejected {
-		t := &tiles[index[r.Index]]
-		log.Warn("tile set aside", "path", t.Object.Key, "reason", ReasonMisplaced, "detail", r.Err.Error())
-		t.Header, t.Polygon, t.Reused = nil, footprint.Tile{}, false
-		t.Problem = &ProblemEntry{Reason: ReasonMisplaced, Detail: r.Err.Error()}
+		key := keys[r.Index]
+		log.Warn("tile set aside", "path", key, "reason", ReasonMisplaced, "detail", r.Err.Error())
+		sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: r.Err.Error()})
 	}
-	return &Outline{WGS84: res.WGS84, AreaKm2: math.Round(res.Area/1e6*1e4) / 1e4}
+	return &Outline{WGS84: res.WGS84, AreaKm2: math.Round(res.Area/1e6*1e4) / 1e4}, nil
 }
 
-func buildReport(source string, started, finished time.Time, lst listing, tiles []Tile, counter *storage.Counter, outline *Outline) Report {
+// placeProblems gives the problems whose tile could be placed their
+// WGS84 outline, for the report and the map.
+func placeProblems(sp *spool, opts footprint.Options, log *slog.Logger) error {
+	var ps footprint.Projectors
+	defer ps.Close()
+	return sp.each(flagPlaced, func(t *Tile) error {
+		if t.placed == nil || t.Problem == nil || t.Problem.Geometry != nil {
+			return nil
+		}
+		poly, err := ps.TilePolygon(*t.placed, opts)
+		if err != nil {
+			log.Warn("placing a problem tile", "path", t.Object.Key, "error", err)
+			return nil
+		}
+		sp.placed[t.Object.Key] = polygonGeometry(poly)
+		return nil
+	})
+}
+
+// tileSummary is what the livrable's feature says of its readable tiles.
+type tileSummary struct {
+	format, compression, epsg sharedValue
+	taille                    int64
+	nbDalles                  int
+}
+
+// sharedValue is the value every tile has, or none.
+type sharedValue struct {
+	v     string
+	mixed bool
+}
+
+func (s *sharedValue) add(v string) {
+	if s.v == "" {
+		s.v = v
+	} else if s.v != v {
+		s.mixed = true
+	}
+}
+
+func (s sharedValue) value() *string {
+	if s.mixed {
+		return nil
+	}
+	return strOrNil(s.v)
+}
+
+// buildReport reads every verdict back once, for the report and the
+// livrable's summary.
+func buildReport(source string, started, finished time.Time, lst listing, sp *spool, counter *storage.Counter, outline *Outline) (Report, tileSummary, error) {
 	r := Report{
 		Source:           source,
 		StartedAt:        started.UTC(),
 		FinishedAt:       finished.UTC(),
 		DurationSeconds:  math.Round(finished.Sub(started).Seconds()*1000) / 1000,
-		Counts:           Counts{Objects: lst.listed, Tiles: len(tiles)},
+		Counts:           Counts{Objects: lst.listed},
 		IO:               IO{Requests: counter.Requests(), Bytes: counter.Bytes(), Retries: counter.Retries()},
 		Problems:         []ProblemEntry{},
 		ProblemsByReason: map[string]int{ReasonEmpty: 0, ReasonCorrupt: 0, ReasonNotGeoreferenced: 0, ReasonNoCRS: 0, ReasonUnreachable: 0, ReasonMisplaced: 0},
@@ -110,25 +157,36 @@ func buildReport(source string, started, finished time.Time, lst listing, tiles 
 		AreaKm2:          outline.AreaKm2,
 		Skipped:          lst.skipped,
 	}
-	for _, t := range tiles {
+	var sum tileSummary
+	if sp == nil {
+		return r, sum, nil
+	}
+	r.Counts.Tiles = len(sp.entries)
+	// Problems are read back in key order: the list comes out sorted.
+	err := sp.each(0, func(t *Tile) error {
 		if t.Problem != nil {
 			p := *t.Problem
 			p.Path = t.Object.Key
 			r.Problems = append(r.Problems, p)
 			r.ProblemsByReason[p.Reason]++
-			continue
+			return nil
 		}
 		r.Counts.Readable++
 		if t.Reused {
 			r.Counts.Reused++
 		}
 		r.EPSG[epsgName(t.Header.EPSG)]++
-	}
+		sum.format.add(t.Header.MimeType)
+		sum.compression.add(t.Header.Compression)
+		sum.epsg.add(epsgName(t.Header.EPSG))
+		sum.taille += t.Object.Size
+		sum.nbDalles++
+		return nil
+	})
 	r.Counts.Problems = len(r.Problems)
-	sort.Slice(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
-	if len(tiles) > 0 {
-		r.IO.RequestsPerTile = math.Round(float64(r.IO.Requests)/float64(len(tiles))*1000) / 1000
-		r.IO.BytesPerTile = math.Round(float64(r.IO.Bytes) / float64(len(tiles)))
+	if n := r.Counts.Tiles; n > 0 {
+		r.IO.RequestsPerTile = math.Round(float64(r.IO.Requests)/float64(n)*1000) / 1000
+		r.IO.BytesPerTile = math.Round(float64(r.IO.Bytes) / float64(n))
 	}
-	return r
+	return r, sum, err
 }

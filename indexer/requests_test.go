@@ -158,7 +158,7 @@ func TestOneRequestPerTile(t *testing.T) {
 			if res.Report.Counts.Readable != tiles {
 				t.Fatalf("%d readable, want %d: %+v", res.Report.Counts.Readable, tiles, res.Report.Problems)
 			}
-			for _, tile := range res.Tiles {
+			for _, tile := range tilesOf(t, res) {
 				if want := int64(len(files[tile.Object.Key])); tile.Object.Size != want {
 					t.Errorf("%s: size %d, want %d", tile.Object.Key, tile.Object.Size, want)
 				}

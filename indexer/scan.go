@@ -60,7 +60,8 @@ var ErrShrunk = errors.New("readable tiles fell below half of the published outp
 // Progress hears about the scan's advance (a terminal bar, the service's
 // live counts). Advance is called from many workers at once.
 type Progress interface {
-	Start(total int)
+	// Found adds n tiles to read: the total grows while listing goes on.
+	Found(n int)
 	Advance(n int)
 	Finish()
 }
@@ -158,15 +159,30 @@ type Tile struct {
 // Result is a finished scan, ready to publish.
 type Result struct {
 	Report   Report
-	Tiles    []Tile // sorted by path
 	Outline  *Outline
 	Livrable LivrableInfo
 
+	// spool holds the tiles' verdicts on disk, sorted by path.
+	spool       *spool
+	listing     listing
+	summary     tileSummary
 	footprint   footprint.Options // so tile boxes are drawn like the outline
 	source      string            // Config.Location as given: where GDAL finds the tiles
 	allowShrink bool
 	formats     []vector.Format
 }
+
+// EachTile calls fn on every tile, sorted by path, read back from disk.
+func (r *Result) EachTile(fn func(t *Tile) error) error {
+	if r.spool == nil {
+		return nil
+	}
+	return r.spool.each(0, fn)
+}
+
+// Close frees the disk space the result's tiles take. The outputs must be
+// published before.
+func (r *Result) Close() error { return r.spool.close() }
 
 // LivrableInfo is what the livrable's feature is built from.
 type LivrableInfo struct {
@@ -224,98 +240,166 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		},
 	})
 
-	lst, err := list(ctx, st, cfg)
+	sp, err := newSpool()
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			err = cause
-		}
-		return nil, fmt.Errorf("listing %s: %w", location, err)
-	}
-	for _, sk := range lst.skipped {
-		log.Warn("object skipped", "path", sk.Path, "detail", sk.Detail)
-	}
-	tiles := selectTiles(lst.objects)
-	log.Info("listed storage", "objects", lst.listed, "tiles", len(tiles), "requests", counter.Requests())
-	if len(tiles) == 0 {
-		res := &Result{Outline: &Outline{}, Report: buildReport(location, started, cfg.Now(), lst, nil, counter, &Outline{})}
-		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, lst.listed)
-	}
-
-	if cfg.Progress != nil {
-		cfg.Progress.Start(len(tiles))
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(cfg.Concurrency)
-	for i := range tiles {
-		g.Go(func() error {
-			t := &tiles[i]
-			if err := judge(gctx, st, cfg.State, t, log); err != nil {
-				return err
-			}
-			if t.Problem != nil {
-				log.Warn("tile set aside", "path", t.Object.Key, "reason", t.Problem.Reason, "detail", t.Problem.Detail)
-			}
-			if cfg.Progress != nil {
-				cfg.Progress.Advance(1)
-			}
-			return nil
-		})
-	}
-	err = g.Wait()
-	if cfg.Progress != nil {
-		cfg.Progress.Finish()
-	}
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			return nil, cause
-		}
 		return nil, err
 	}
-
-	placeProblems(tiles, cfg.Footprint, log)
-	outline := buildOutline(tiles, cfg.Footprint, log)
-	res := &Result{Tiles: tiles, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink, source: cfg.Location}
-	for _, f := range cfg.Formats {
-		if f != vector.GeoJSON {
-			res.formats = append(res.formats, f)
-		}
+	res, err := scanInto(ctx, st, cfg, sp, log)
+	if res == nil {
+		sp.close()
+		return nil, err
+	}
+	if res.Report, res.summary, err = buildReport(location, started, cfg.Now(), res.listing, sp, counter, res.Outline); err != nil {
+		sp.close()
+		return nil, err
+	}
+	if res.Report.Counts.Tiles == 0 {
+		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, res.listing.listed)
 	}
 	res.Livrable = LivrableInfo{Name: cfg.Name, Storage: location}
 	if cfg.Attributes != nil {
 		res.Livrable.Attributes = *cfg.Attributes
 	}
-	res.Outline = outline
-	finished := cfg.Now()
-	res.Report = buildReport(location, started, finished, lst, tiles, counter, outline)
 	if cfg.Metrics != nil {
 		// Counted from the final verdicts: the union may still set a
 		// readable tile aside as misplaced.
-		cfg.Metrics.countTiles(tiles)
+		cfg.Metrics.countTiles(res.Report)
 	}
-
-	if cfg.State != nil {
-		listed := make(map[string]bool, len(tiles))
-		for _, t := range tiles {
-			listed[t.Object.Key] = true
-		}
-		if n, err := cfg.State.Prune(func(k string) bool { return listed[k] }); err != nil {
-			log.Warn("forgetting deleted tiles", "error", err)
-		} else if n > 0 {
-			log.Info("forgot deleted tiles", "tiles", n)
-		}
-	}
+	forget(cfg.State, sp, log)
 	// A name the storage cannot address stays so on every scan: the tile's
 	// problem, not a storage failing.
 	unreachable := 0
-	for _, t := range tiles {
-		if t.Problem != nil && t.Problem.Reason == ReasonUnreachable && !t.permanent {
+	for _, e := range sp.entries {
+		if e.flags&flagTransient != 0 {
 			unreachable++
 		}
 	}
 	if unreachable > cfg.MaxUnreachable {
-		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, len(tiles))
+		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, len(sp.entries))
 	}
 	return res, nil
+}
+
+// scanInto lists the storage and reads its tiles at once, each verdict
+// spooled, then draws the footprint. It returns no result when the
+// storage could not be listed or the scan was stopped.
+func scanInto(ctx context.Context, st storage.Storage, cfg Config, sp *spool, log *slog.Logger) (*Result, error) {
+	lst, err := listAndJudge(ctx, st, cfg, sp, log)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
+		return nil, err
+	}
+	for _, sk := range lst.skipped {
+		log.Warn("object skipped", "path", sk.Path, "detail", sk.Detail)
+	}
+	if err := sp.finish(); err != nil {
+		return nil, err
+	}
+	log.Info("listed and read the storage", "objects", lst.listed, "tiles", len(sp.entries))
+	res := &Result{spool: sp, listing: lst, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink, source: cfg.Location, Outline: &Outline{}}
+	for _, f := range cfg.Formats {
+		if f != vector.GeoJSON {
+			res.formats = append(res.formats, f)
+		}
+	}
+	if len(sp.entries) == 0 {
+		return res, nil
+	}
+	if err := placeProblems(sp, cfg.Footprint, log); err != nil {
+		return nil, err
+	}
+	if res.Outline, err = buildOutline(sp, cfg.Footprint, log); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// listAndJudge walks the storage and hands each tile to the readers as
+// soon as its sidecars are known: reading overlaps listing, and only the
+// folders still being listed are held in memory.
+func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool, log *slog.Logger) (listing, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	tiles := make(chan Tile, cfg.Concurrency)
+	for range cfg.Concurrency {
+		g.Go(func() error {
+			for t := range tiles {
+				if err := judgeAndSpool(gctx, st, cfg, sp, &t, log); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	var lst listing
+	emit := func(t Tile) error {
+		if cfg.Progress != nil {
+			cfg.Progress.Found(1)
+		}
+		select {
+		case tiles <- t:
+			return nil
+		case <-gctx.Done():
+			return context.Cause(gctx)
+		}
+	}
+	skip := func(o storage.Object) {
+		lst.skipped = append(lst.skipped, SkippedEntry{Path: o.Key, Detail: o.Err.Error()})
+	}
+	grp := newGrouper(storage.ListsInOrder(cfg.Storage), emit, skip)
+	sizedByRead := storage.SizesByRead(cfg.Storage)
+	w := storage.Walker{MaxObjects: cfg.MaxObjects, MaxFolders: cfg.MaxFolders,
+		NeedSize: func(o storage.Object) bool { return needSize(o, sizedByRead, cfg.State != nil) }}
+	walkErr := w.WalkPages(gctx, st, func(l storage.Listed) error {
+		lst.listed += len(l.Objects)
+		return grp.page(l)
+	})
+	if walkErr == nil {
+		walkErr = grp.finish()
+	}
+	close(tiles)
+	err := g.Wait()
+	if cfg.Progress != nil {
+		cfg.Progress.Finish()
+	}
+	if walkErr != nil {
+		return listing{}, fmt.Errorf("listing %s: %w", storage.Redact(cfg.Location), walkErr)
+	}
+	if err != nil {
+		return listing{}, err
+	}
+	sort.Slice(lst.skipped, func(i, j int) bool { return lst.skipped[i].Path < lst.skipped[j].Path })
+	return lst, nil
+}
+
+// judgeAndSpool gives one tile its verdict and spools it.
+func judgeAndSpool(ctx context.Context, st storage.Storage, cfg Config, sp *spool, t *Tile, log *slog.Logger) error {
+	if err := judge(ctx, st, cfg.State, t, log); err != nil {
+		return err
+	}
+	if t.Problem != nil {
+		log.Warn("tile set aside", "path", t.Object.Key, "reason", t.Problem.Reason, "detail", t.Problem.Detail)
+	}
+	if err := sp.add(t); err != nil {
+		return err
+	}
+	if cfg.Progress != nil {
+		cfg.Progress.Advance(1)
+	}
+	return nil
+}
+
+// forget drops from the state the tiles the storage no longer lists.
+func forget(st State, sp *spool, log *slog.Logger) {
+	if st == nil {
+		return
+	}
+	if n, err := st.Prune(sp.has); err != nil {
+		log.Warn("forgetting deleted tiles", "error", err)
+	} else if n > 0 {
+		log.Info("forgot deleted tiles", "tiles", n)
+	}
 }
 
 // judge gives one tile its verdict, from the state when unchanged, else by
@@ -365,46 +449,19 @@ func needSize(o storage.Object, sizedByRead, stateful bool) bool {
 	return stateful && IsTile(o.Key) && o.ModTime.IsZero() && o.ETag == ""
 }
 
+// listing is what the walk told besides the tiles: what could not be
+// used, and how many objects were listed in all.
+type listing struct {
+	skipped []SkippedEntry
+	listed  int
+}
+
 // SkippedEntry is an object or folder the walk listed but could not use
 // (a folder looping back on itself, a name the storage cannot address, a
 // file that could not be sized). A skipped tile is a problem instead.
 type SkippedEntry struct {
 	Path   string `json:"path"`
 	Detail string `json:"detail"`
-}
-
-// listing is a storage's walk: the objects sorted by key, what could not
-// be used apart, and how many were listed in all.
-type listing struct {
-	objects []storage.Object
-	skipped []SkippedEntry
-	listed  int
-}
-
-// list walks the storage within its bounds. An unusable sidecar is kept
-// among the objects too: its tile must not be read as if it were absent.
-func list(ctx context.Context, st storage.Storage, cfg Config) (listing, error) {
-	sizedByRead := storage.SizesByRead(cfg.Storage)
-	w := storage.Walker{MaxObjects: cfg.MaxObjects, MaxFolders: cfg.MaxFolders,
-		NeedSize: func(o storage.Object) bool { return needSize(o, sizedByRead, cfg.State != nil) }}
-	var l listing
-	err := w.Walk(ctx, st, func(o storage.Object) error {
-		l.listed++
-		if o.Err != nil && !IsTile(o.Key) {
-			l.skipped = append(l.skipped, SkippedEntry{Path: o.Key, Detail: o.Err.Error()})
-			if !raster.IsSidecar(o.Key) {
-				return nil
-			}
-		}
-		l.objects = append(l.objects, o)
-		return nil
-	})
-	if err != nil {
-		return listing{}, err
-	}
-	sort.Slice(l.objects, func(i, j int) bool { return l.objects[i].Key < l.objects[j].Key })
-	sort.Slice(l.skipped, func(i, j int) bool { return l.skipped[i].Path < l.skipped[j].Path })
-	return l, nil
 }
 
 // retryReason names a retried failure for metrics, from a fixed set.
@@ -420,36 +477,6 @@ func retryReason(err error) string {
 		return "transient"
 	}
 	return "network"
-}
-
-// selectTiles keeps the tiles and attaches to each the objects of its
-// folder that share its stem (x.tfw, x.j2w, x.jp2.aux.xml…): the only
-// siblings GDAL will be told about.
-func selectTiles(objects []storage.Object) []Tile {
-	byStem := map[string][]storage.Object{}
-	for _, o := range objects {
-		if IsTile(o.Key) {
-			continue
-		}
-		dir, name := path.Split(o.Key)
-		if i := strings.IndexByte(name, '.'); i > 0 {
-			stem := dir + name[:i]
-			byStem[stem] = append(byStem[stem], o)
-		}
-	}
-	var tiles []Tile
-	for _, o := range objects {
-		if !IsTile(o.Key) {
-			continue
-		}
-		dir, name := path.Split(o.Key)
-		stem := name
-		if i := strings.IndexByte(name, '.'); i > 0 {
-			stem = name[:i]
-		}
-		tiles = append(tiles, Tile{Object: o, Siblings: byStem[dir+stem]})
-	}
-	return tiles
 }
 
 // unusable is the problem of a tile the walk listed but could not size or
@@ -471,25 +498,6 @@ func unusable(t *Tile) (p *ProblemEntry, permanent bool) {
 
 func isPermanent(err error) bool {
 	return errors.Is(err, storage.ErrBadKey) || errors.Is(err, storage.ErrLoop)
-}
-
-// placeProblems gives the problems whose tile could be placed their
-// WGS84 outline, for the report and the map.
-func placeProblems(tiles []Tile, opts footprint.Options, log *slog.Logger) {
-	var ps footprint.Projectors
-	defer ps.Close()
-	for i := range tiles {
-		t := &tiles[i]
-		if t.placed == nil || t.Problem == nil || t.Problem.Geometry != nil {
-			continue
-		}
-		poly, err := ps.TilePolygon(*t.placed, opts)
-		if err != nil {
-			log.Warn("placing a problem tile", "path", t.Object.Key, "error", err)
-			continue
-		}
-		t.Problem.Geometry = polygonGeometry(poly)
-	}
 }
 
 // recall takes the tile's verdict from the state when the object has not

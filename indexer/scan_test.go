@@ -8,7 +8,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -576,7 +579,7 @@ func TestMisplacedTile(t *testing.T) {
 	if r.Counts.Readable != 1 || len(r.Problems) != 1 || r.Problems[0].Path != "egaree.tif" || r.Problems[0].Reason != indexer.ReasonMisplaced || r.ProblemsByReason[indexer.ReasonMisplaced] != 1 {
 		t.Fatalf("counts %+v, problems %+v: want egaree.tif misplaced", r.Counts, r.Problems)
 	}
-	for _, tile := range res.Tiles {
+	for _, tile := range tilesOf(t, res) {
 		if tile.Object.Key == "egaree.tif" && tile.Header != nil {
 			t.Error("the misplaced tile keeps its header: it would be published")
 		}
@@ -586,5 +589,83 @@ func TestMisplacedTile(t *testing.T) {
 	}
 	if n := counterValue(t, reg, "pcrs_indexer_tiles_total", "", "readable"); n != 1 {
 		t.Errorf("readable tiles metric %v, want 1 (the misplaced tile counted readable?)", n)
+	}
+}
+
+// tilesOf reads a result's tiles back from disk, sorted by path.
+func tilesOf(t testing.TB, res *indexer.Result) []indexer.Tile {
+	t.Helper()
+	var tiles []indexer.Tile
+	if err := res.EachTile(func(tile *indexer.Tile) error { tiles = append(tiles, *tile); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return tiles
+}
+
+// gatedListing lists the tiles of a local folder like S3 (flat pages in
+// key order), and holds its last page back until a tile has been read: a
+// scan that waited for the whole listing before reading would never end.
+type gatedListing struct {
+	storage.Storage
+	keys     []string
+	read     chan struct{}
+	readOnce sync.Once
+}
+
+func (g *gatedListing) ListsInOrder() bool { return true }
+
+func (g *gatedListing) List(ctx context.Context, cursor string) (storage.Page, error) {
+	half := len(g.keys) / 2
+	page := storage.Page{}
+	from, to := 0, half
+	if cursor != "" {
+		select {
+		case <-g.read:
+		case <-ctx.Done():
+			return storage.Page{}, fmt.Errorf("no tile was read while the listing waited: %w", ctx.Err())
+		}
+		from, to = half, len(g.keys)
+	} else {
+		page.Next = "rest"
+	}
+	for _, k := range g.keys[from:to] {
+		o, err := g.Storage.Stat(ctx, k)
+		if err != nil {
+			return storage.Page{}, err
+		}
+		page.Objects = append(page.Objects, o)
+	}
+	return page, nil
+}
+
+func (g *gatedListing) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	g.readOnce.Do(func() { close(g.read) })
+	return g.Storage.ReadAt(ctx, key, p, off)
+}
+
+func TestReadsWhileListing(t *testing.T) {
+	dir := buildStorage(t)
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	if err := storage.Walk(context.Background(), st, func(o storage.Object) error { keys = append(keys, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	g := &gatedListing{Storage: st, keys: keys, read: make(chan struct{})}
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: g, Location: dir, Name: "x", Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	want, err := scan(t, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	if res.Report.Counts != want.Report.Counts || !reflect.DeepEqual(res.Report.Problems, want.Report.Problems) {
+		t.Errorf("read while listing: %+v %+v\nafter a whole listing: %+v %+v", res.Report.Counts, res.Report.Problems, want.Report.Counts, want.Report.Problems)
 	}
 }

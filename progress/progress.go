@@ -21,18 +21,25 @@ type Bar struct {
 	lastDraw time.Time
 }
 
-// Start sets the amount of work.
-func (b *Bar) Start(total int) {
+// Found adds n units to the work: the total grows while the storage is
+// still being listed.
+func (b *Bar) Found(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.total, b.done, b.start = total, 0, time.Now()
-	b.draw(true)
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
+	b.total += n
+	b.draw(b.total == n)
 }
 
 // Advance records n more units done.
 func (b *Bar) Advance(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
 	b.done += n
 	b.draw(false)
 }

@@ -9,8 +9,11 @@ import (
 func TestBar(t *testing.T) {
 	var buf bytes.Buffer
 	b := &Bar{W: &buf, Label: "tiles"}
-	b.Start(4)
-	for range 4 {
+	// The total grows while the listing goes on, reads already advancing.
+	b.Found(2)
+	b.Advance(1)
+	b.Found(2)
+	for range 3 {
 		b.Advance(1)
 	}
 	b.Finish()

@@ -416,6 +416,7 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 		Logger: log, Progress: p, Metrics: s.metrics,
 	})
 	if res != nil {
+		defer res.Close()
 		p.setCounts(res.Report.Counts)
 	}
 	if res != nil {
@@ -487,9 +488,9 @@ type progress struct {
 	final       *Counts
 }
 
-func (p *progress) Start(total int) { p.mu.Lock(); p.total = total; p.mu.Unlock() }
-func (p *progress) Advance(n int)   { p.mu.Lock(); p.done += n; p.mu.Unlock() }
-func (p *progress) Finish()         {}
+func (p *progress) Found(n int)   { p.mu.Lock(); p.total += n; p.mu.Unlock() }
+func (p *progress) Advance(n int) { p.mu.Lock(); p.done += n; p.mu.Unlock() }
+func (p *progress) Finish()       {}
 
 func (p *progress) snapshot() (int, int) {
 	p.mu.Lock()

@@ -79,6 +79,31 @@ func Walk(ctx context.Context, s Storage, fn func(Object) error) error {
 // past a bound fails the walk with ErrTooLarge: a partial listing must not
 // pass for a whole one.
 func (w Walker) Walk(ctx context.Context, s Storage, fn func(Object) error) error {
+	return w.WalkPages(ctx, s, func(l Listed) error {
+		for _, o := range l.Objects {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Listed is one listing page's objects, handed on as soon as they are
+// sized, so that a caller can start on them while the walk goes on.
+type Listed struct {
+	Objects []Object
+	// Chain is the cursor that began this listing: a folder on
+	// hierarchical storages, "" for the root (a flat storage's whole
+	// listing). Done says the chain has no page left: every object it
+	// holds has been handed on.
+	Chain string
+	Done  bool
+}
+
+// WalkPages is Walk handing on whole pages, with the bounds, sizing and
+// guarantees of Walk; fn is never called concurrently.
+func (w Walker) WalkPages(ctx context.Context, s Storage, fn func(Listed) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wk := &walk{w: w.withDefaults(), s: s, fn: fn, cancel: cancel, queue: []string{""}, seen: map[string]bool{"": true}, folders: 1}
@@ -101,7 +126,7 @@ func (w Walker) Walk(ctx context.Context, s Storage, fn func(Object) error) erro
 type walk struct {
 	w      Walker
 	s      Storage
-	fn     func(Object) error
+	fn     func(Listed) error
 	cancel context.CancelFunc // ends the requests in flight once the walk failed
 
 	mu      sync.Mutex
@@ -159,6 +184,7 @@ func (wk *walk) work(ctx context.Context) {
 
 // folder lists one folder, all its pages, queueing its sub-folders.
 func (wk *walk) folder(ctx context.Context, cursor string) error {
+	chain := cursor
 	for {
 		if err := wk.count(&wk.pages, wk.w.MaxPages, "listing pages"); err != nil {
 			return err
@@ -179,10 +205,11 @@ func (wk *walk) folder(ctx context.Context, cursor string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := wk.take(page); err != nil {
+		done := page.Next == "" || page.Next == cursor
+		if err := wk.take(page, chain, done); err != nil {
 			return err
 		}
-		if page.Next == "" || page.Next == cursor {
+		if done {
 			return nil
 		}
 		cursor = page.Next
@@ -200,20 +227,18 @@ func (wk *walk) count(n *int, max int, what string) error {
 }
 
 // take hands a page's objects to fn and queues its new folders.
-func (wk *walk) take(page Page) error {
+func (wk *walk) take(page Page, chain string, done bool) error {
 	wk.mu.Lock()
 	defer wk.mu.Unlock()
-	for _, o := range page.Objects {
-		if wk.err != nil {
-			return nil
-		}
-		if wk.objects >= wk.w.MaxObjects {
-			return fmt.Errorf("%w: more than %d objects", ErrTooLarge, wk.w.MaxObjects)
-		}
-		wk.objects++
-		if err := wk.fn(o); err != nil {
-			return err
-		}
+	if wk.err != nil {
+		return nil
+	}
+	if wk.objects+len(page.Objects) > wk.w.MaxObjects {
+		return fmt.Errorf("%w: more than %d objects", ErrTooLarge, wk.w.MaxObjects)
+	}
+	wk.objects += len(page.Objects)
+	if err := wk.fn(Listed{Objects: page.Objects, Chain: chain, Done: done}); err != nil {
+		return err
 	}
 	for _, d := range page.Dirs {
 		if wk.seen[d] { // a symlink or a listing loop must not loop us
@@ -261,4 +286,27 @@ func (wk *walk) size(ctx context.Context, objects []Object) {
 		})
 	}
 	_ = g.Wait()
+}
+
+// Ordered is a backend whose listing hands keys in strictly increasing
+// byte order (S3's ListObjectsV2 does): a tile's sidecars, whose keys
+// share its stem, then come right beside it, and the tile can be read
+// before the listing ends.
+type Ordered interface {
+	ListsInOrder() bool
+}
+
+// ListsInOrder says whether the backend below s's decorators lists in
+// order.
+func ListsInOrder(s Storage) bool {
+	for {
+		if o, ok := s.(Ordered); ok {
+			return o.ListsInOrder()
+		}
+		d, ok := s.(interface{ Unwrap() Storage })
+		if !ok {
+			return false
+		}
+		s = d.Unwrap()
+	}
 }

@@ -244,6 +244,9 @@ func (j *job) run(ctx context.Context) int {
 	}
 	started := time.Now()
 	res, err := indexer.Scan(ctx, cfg)
+	if res != nil {
+		defer res.Close()
+	}
 	if err == nil {
 		err = indexer.Publish(j.out, res)
 	}

@@ -1,0 +1,205 @@
+package indexer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/tilegen"
+)
+
+// The generated storage holds a grid of 200 m GeoTIFF tiles, 1,000 per
+// column, listed like S3 (flat pages of 1,000 keys in key order): every
+// object is one real tile written by GDAL whose tie point is rewritten on
+// the fly for its key, so a million distinct, header-complete tiles cost
+// no disk and no generation time.
+const (
+	gridRows       = 1000
+	gridX0, gridY0 = 600000.0, 6600000.0
+	genPageSize    = 1000
+	genTemplateX   = 700000.0
+	genTemplateY   = 6600200.0
+)
+
+type generated struct {
+	n        int
+	template []byte
+	xAt, yAt int // offsets of the template's tie point X and Y
+}
+
+func newGenerated(tb testing.TB, n int) *generated {
+	tb.Helper()
+	dir := tb.TempDir()
+	p := filepath.Join(dir, "t.tif")
+	t := tilegen.Tile{EPSG: 2154, Width: 200, Pixel: 1, X: genTemplateX, Y: genTemplateY, Creation: []string{"COMPRESS=JPEG", "TILED=YES"}}
+	if err := t.Write(p); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g := &generated{n: n, template: b, xAt: offsetOf(tb, b, genTemplateX), yAt: offsetOf(tb, b, genTemplateY)}
+	return g
+}
+
+// offsetOf finds the one place v is stored as a little-endian float64.
+func offsetOf(tb testing.TB, b []byte, v float64) int {
+	var enc [8]byte
+	binary.LittleEndian.PutUint64(enc[:], math.Float64bits(v))
+	i := bytes.Index(b, enc[:])
+	if i < 0 || bytes.Contains(b[i+1:], enc[:]) {
+		tb.Fatalf("the template holds %v %s", v, map[bool]string{true: "nowhere", false: "twice"}[i < 0])
+	}
+	return i
+}
+
+// genKey names the i-th tile so that keys sort like their indexes.
+func genKey(i int) string {
+	col, row := i/gridRows, i%gridRows
+	x, y := int(gridX0)+col*200, int(gridY0)+(row+1)*200
+	return fmt.Sprintf("zone-%03d/PCRS_%07d_%07d.tif", col/50, x, y)
+}
+
+// ListsInOrder: the keys come sorted, as S3 lists them.
+func (g *generated) ListsInOrder() bool { return true }
+
+func (g *generated) List(_ context.Context, cursor string) (storage.Page, error) {
+	start := 0
+	if cursor != "" {
+		start, _ = strconv.Atoi(cursor)
+	}
+	end := min(start+genPageSize, g.n)
+	page := storage.Page{Objects: make([]storage.Object, 0, end-start)}
+	for i := start; i < end; i++ {
+		page.Objects = append(page.Objects, storage.Object{Key: genKey(i), Size: int64(len(g.template))})
+	}
+	if end < g.n {
+		page.Next = strconv.Itoa(end)
+	}
+	return page, nil
+}
+
+func (g *generated) ReadAt(_ context.Context, key string, p []byte, off int64) (int, error) {
+	x, y, ok := genPosition(key)
+	if !ok {
+		return 0, fmt.Errorf("%s: %w", key, storage.ErrNotFound)
+	}
+	if off >= int64(len(g.template)) {
+		return 0, io.EOF
+	}
+	n := copy(p, g.template[off:])
+	var enc [8]byte
+	for _, f := range []struct {
+		at int
+		v  float64
+	}{{g.xAt, x}, {g.yAt, y}} {
+		binary.LittleEndian.PutUint64(enc[:], math.Float64bits(f.v))
+		for j := range enc {
+			if k := int64(f.at+j) - off; k >= 0 && k < int64(n) {
+				p[k] = enc[j]
+			}
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// genPosition reads the upper-left corner genKey wrote into a key.
+func genPosition(key string) (x, y float64, ok bool) {
+	name := strings.TrimSuffix(key[strings.LastIndexByte(key, '/')+1:], ".tif")
+	parts := strings.Split(name, "_")
+	if len(parts) != 3 {
+		return 0, 0, false
+	}
+	xi, errX := strconv.Atoi(parts[1])
+	yi, errY := strconv.Atoi(parts[2])
+	return float64(xi), float64(yi), errX == nil && errY == nil
+}
+
+func (g *generated) Stat(_ context.Context, key string) (storage.Object, error) {
+	return storage.Object{Key: key, Size: int64(len(g.template))}, nil
+}
+
+func (g *generated) Close() error { return nil }
+
+// TestScanMemoryChild is BenchmarkScanMemory's child process: it scans the
+// generated storage and publishes, so its peak RSS is one scan's.
+func TestScanMemoryChild(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("PCRS_SCAN_MEMORY_TILES"))
+	if err != nil {
+		t.Skip("run by BenchmarkScanMemory in a child process")
+	}
+	g := newGenerated(t, n)
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: g, Location: "/generated", Backend: "file", Name: "generated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Report.Counts.Readable != n {
+		t.Fatalf("%d readable of %d: %+v", res.Report.Counts.Readable, n, res.Report.Problems[:min(3, len(res.Report.Problems))])
+	}
+	if err := indexer.Publish(t.TempDir(), res); err != nil {
+		t.Fatal(err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("peak-rss-kib %d\n", ru.Maxrss)
+}
+
+// BenchmarkScanMemory scans 100,000 and 1,000,000 generated tiles, each in
+// its own process, and reports both peaks: a scan's memory must not grow
+// with its tiles (under 300 MiB at both sizes).
+func BenchmarkScanMemory(b *testing.B) {
+	peaks := map[int]float64{}
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for range b.N {
+				peaks[n] = childPeak(b, n)
+			}
+			b.ReportMetric(peaks[n], "peak-RSS-MiB")
+			if peaks[n] > 300 {
+				b.Errorf("scanning %d tiles peaked at %.0f MiB, over 300 MiB", n, peaks[n])
+			}
+		})
+	}
+	if peaks[100_000] > 0 && peaks[1_000_000] > 0 {
+		fmt.Printf("scan memory: 100k tiles %.0f MiB, 1M tiles %.0f MiB, ratio %.2f\n", peaks[100_000], peaks[1_000_000], peaks[1_000_000]/peaks[100_000])
+	}
+}
+
+func childPeak(b *testing.B, n int) float64 {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestScanMemoryChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PCRS_SCAN_MEMORY_TILES="+strconv.Itoa(n))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("child scanning %d tiles: %v\n%s", n, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "peak-rss-kib "); ok {
+			kib, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kib / 1024
+		}
+	}
+	b.Fatalf("child scanning %d tiles said no peak:\n%s", n, out)
+	return 0
+}
