@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 	"time"
@@ -56,6 +57,17 @@ type Storage interface {
 	// listing gave without an exact size (some web servers' listings).
 	Stat(ctx context.Context, key string) (Object, error)
 	Close() error
+}
+
+// Writer is a Storage that outputs can also be written to (an s3://
+// prefix): batch and merge publish through it, so that a remote output
+// takes the same locations, credentials and endpoints as a remote source.
+type Writer interface {
+	// Put stores size bytes of body as key, replacing any object there.
+	// The body is seekable so that a request can be signed and tried again.
+	Put(ctx context.Context, key string, body io.ReadSeeker, size int64) error
+	// Delete removes key; a key already absent is no error.
+	Delete(ctx context.Context, key string) error
 }
 
 // SizingReader is a Storage whose ranged reads also tell the object's
