@@ -34,6 +34,7 @@ type Metrics struct {
 	lastAttempt     *prometheus.GaugeVec
 	readable        *prometheus.GaugeVec
 	problems        *prometheus.GaugeVec
+	warnings        *prometheus.GaugeVec
 	// perStorage: the per-storage series carry a storage label of their
 	// own (a service); otherwise the registry labels every series.
 	perStorage bool
@@ -117,6 +118,10 @@ func newMetrics(reg prometheus.Registerer, perStorage bool) (*Metrics, error) {
 		Name: "pcrs_indexer_problem_tiles",
 		Help: "Tiles set aside by the storage's last successful scan, by reason.",
 	}, append(storageLabel, "reason"))
+	m.warnings = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pcrs_indexer_warnings",
+		Help: "What the storage's last successful scan found wrong with its readable tiles as a delivery, by kind (off_grid, overlap, duplicate, name_mismatch, resolution, mixed, size_outlier, missing).",
+	}, append(storageLabel, "kind"))
 	version, revision := BuildVersion()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "pcrs_indexer_build_info",
@@ -124,7 +129,7 @@ func newMetrics(reg prometheus.Registerer, perStorage bool) (*Metrics, error) {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version(), "gdal": GDALVersion()},
 	})
 	buildInfo.Set(1)
-	for _, c := range []prometheus.Collector{m.tiles, m.requests, m.bytes, m.retries, m.requestDuration, m.scanDuration, m.inProgress, m.scans, m.lastSuccess, m.lastAttempt, m.readable, m.problems, buildInfo} {
+	for _, c := range []prometheus.Collector{m.tiles, m.requests, m.bytes, m.retries, m.requestDuration, m.scanDuration, m.inProgress, m.scans, m.lastSuccess, m.lastAttempt, m.readable, m.problems, m.warnings, buildInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -154,6 +159,9 @@ func (m *Metrics) ScanFinished(storageID, outcome string, started, finished time
 	for reason, n := range r.ProblemsByReason {
 		m.problems.WithLabelValues(m.storageValues(storageID, reason)...).Set(float64(n))
 	}
+	for kind, n := range r.WarningsByKind {
+		m.warnings.WithLabelValues(m.storageValues(storageID, kind)...).Set(float64(n))
+	}
 }
 
 // Restore sets a storage's last success and attempt after a restart, from
@@ -176,6 +184,7 @@ func (m *Metrics) Forget(storageID string) {
 	m.lastAttempt.DeleteLabelValues(storageID)
 	m.readable.DeleteLabelValues(storageID)
 	m.problems.DeletePartialMatch(prometheus.Labels{"storage": storageID})
+	m.warnings.DeletePartialMatch(prometheus.Labels{"storage": storageID})
 	m.scans.DeletePartialMatch(prometheus.Labels{"storage": storageID})
 }
 

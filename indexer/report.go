@@ -56,6 +56,12 @@ type Report struct {
 	AreaKm2 float64 `json:"areaKm2"`
 	// EPSG lists the CRSs met, with their tile counts.
 	EPSG map[string]int `json:"epsg"`
+	// Warnings say what is wrong with readable tiles as a delivery (off
+	// the grid, overlapping, misnamed…); a warned tile stays in the dalles.
+	Warnings []WarningEntry `json:"warnings"`
+	// WarningsByKind counts every warning by kind, even past the listed
+	// cap (Check lists at most quality.DefaultMaxPerKind per kind).
+	WarningsByKind map[string]int `json:"warningsByKind"`
 	// Skipped lists what the walk listed but could not use and is not a
 	// tile (a looping folder, an unsizeable sidecar): said, never silent.
 	Skipped []SkippedEntry `json:"skipped,omitempty"`

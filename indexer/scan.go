@@ -163,13 +163,16 @@ type Result struct {
 	Livrable LivrableInfo
 
 	// spool holds the tiles' verdicts on disk, sorted by path.
-	spool       *spool
-	listing     listing
-	summary     tileSummary
-	footprint   footprint.Options // so tile boxes are drawn like the outline
-	source      string            // Config.Location as given: where GDAL finds the tiles
-	allowShrink bool
-	formats     []vector.Format
+	spool   *spool
+	listing listing
+	summary tileSummary
+	// warnings wait in the result until the report is built.
+	warnings       []WarningEntry
+	warningsByKind map[string]int
+	footprint      footprint.Options // so tile boxes are drawn like the outline
+	source         string            // Config.Location as given: where GDAL finds the tiles
+	allowShrink    bool
+	formats        []vector.Format
 }
 
 // EachTile calls fn on every tile, sorted by path, read back from disk.
@@ -253,6 +256,10 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		sp.close()
 		return nil, err
 	}
+	res.Report.Warnings, res.Report.WarningsByKind = res.warnings, res.warningsByKind
+	if res.Report.Warnings == nil {
+		res.Report.Warnings, res.Report.WarningsByKind = []WarningEntry{}, noWarnings()
+	}
 	if res.Report.Counts.Tiles == 0 {
 		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, res.listing.listed)
 	}
@@ -311,6 +318,9 @@ func scanInto(ctx context.Context, st storage.Storage, cfg Config, sp *spool, lo
 		return nil, err
 	}
 	if res.Outline, err = buildOutline(sp, cfg.Footprint, log); err != nil {
+		return nil, err
+	}
+	if res.warnings, res.warningsByKind, err = checkQuality(sp, cfg.Attributes, cfg.Footprint, log); err != nil {
 		return nil, err
 	}
 	return res, nil

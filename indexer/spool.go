@@ -162,7 +162,9 @@ func (s *spool) tile(i int, buf *[]byte) (Tile, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Tile{}, fmt.Errorf("reading back %s from the scan's spool: %w", e.key, err)
 	}
-	t := Tile{Object: storage.Object{Key: r.Key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime},
+	// The entry's key, not the record's copy: callers keeping keys keep
+	// no second copy of each.
+	t := Tile{Object: storage.Object{Key: e.key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime},
 		Header: r.Header, Problem: r.Problem, Reused: r.Reused, placed: r.Placed, permanent: r.Permanent}
 	if r.Header != nil {
 		t.Polygon = placement(r.Header)

@@ -27,8 +27,11 @@ type Attributes struct {
 	// Dates maps each status to the date it began (YYYY-MM-DD).
 	Dates map[string]string `yaml:"dates" json:"dates,omitempty"`
 	// DateActualite overrides the date taken from Dates[Statut].
-	DateActualite  string   `yaml:"dateActualite" json:"dateActualite,omitempty"`
-	Licence        string   `yaml:"licence" json:"licence,omitempty"`
+	DateActualite string `yaml:"dateActualite" json:"dateActualite,omitempty"`
+	Licence       string `yaml:"licence" json:"licence,omitempty"`
+	// Resolution is the pixel size the livrable announces, in centimetres:
+	// tiles of another resolution are warned about.
+	Resolution     *float64 `yaml:"resolution" json:"resolution,omitempty"`
 	Focale         *float64 `yaml:"focale" json:"focale,omitempty"`
 	RecouvrLat     *float64 `yaml:"recouvrLat" json:"recouvrLat,omitempty"`
 	RecouvrLon     *float64 `yaml:"recouvrLon" json:"recouvrLon,omitempty"`

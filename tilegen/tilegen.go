@@ -34,6 +34,10 @@ type Tile struct {
 	Rotation float64
 	// Creation holds GDAL creation options (COMPRESS=LZW, TILED=YES…).
 	Creation []string
+	// Texture is "" (smooth waves), "noise" (detail like real imagery,
+	// which JPEG cannot shrink much) or "uniform" (a blank tile, which
+	// compresses to almost nothing). Byte data only.
+	Texture string
 }
 
 // Defaults fills what t leaves empty: a 400 x 400 px, 3-band Byte GeoTIFF at
@@ -136,7 +140,16 @@ func pattern(t Tile, band int) any {
 		buf := make([]byte, n)
 		for i := range buf {
 			x, y := i%t.Width, i/t.Width
-			buf[i] = byte(128 + 100*math.Sin(float64(x+band*40)/37)*math.Cos(float64(y)/53))
+			switch t.Texture {
+			case "uniform":
+				buf[i] = 200
+			case "noise":
+				// A fixed hash of the pixel: the same tile every run.
+				h := uint32(i)*2654435761 ^ uint32(band)*40503
+				buf[i] = byte(h >> 24)
+			default:
+				buf[i] = byte(128 + 100*math.Sin(float64(x+band*40)/37)*math.Cos(float64(y)/53))
+			}
 		}
 		return buf
 	}

@@ -325,8 +325,10 @@ func rescanReuses(t *testing.T, env, s3Flags []string, manifest string, srv serv
 	runOK(t, env, append(append([]string{"batch", "--shard", "0/2", "--out", remote[0]}, s3Flags...), manifest)...)
 	for _, id := range ids {
 		r := readReport(t, filepath.Join(dir, id.Name(), indexer.ReportFile))
-		if r.Counts.Reused == 0 || r.Counts.Reused != r.Counts.Tiles {
-			t.Errorf("rescan of %s: counts %+v, want every tile reused", id.Name(), r.Counts)
+		// counts.reused counts readable tiles only (a problem recalled
+		// from the state is reported as a problem).
+		if r.Counts.Reused == 0 || r.Counts.Reused != r.Counts.Readable {
+			t.Errorf("rescan of %s: counts %+v, want every readable tile reused", id.Name(), r.Counts)
 		}
 	}
 }

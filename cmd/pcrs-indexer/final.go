@@ -20,7 +20,7 @@ func (f finalEvent) emit(outcome string, res *indexer.Result, err error) {
 	if res != nil {
 		r := res.Report
 		attrs = append(attrs,
-			"counts", r.Counts, "problemsByReason", r.ProblemsByReason,
+			"counts", r.Counts, "problemsByReason", r.ProblemsByReason, "warningsByKind", r.WarningsByKind,
 			"requests", r.IO.Requests, "bytes", r.IO.Bytes, "retries", r.IO.Retries,
 			"durationSeconds", r.DurationSeconds)
 	}

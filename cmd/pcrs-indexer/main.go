@@ -295,11 +295,37 @@ func printSummary(w io.Writer, res *indexer.Result, out string, published bool) 
 			fmt.Fprintf(w, "    %s: %s (%s)\n", p.Path, p.Reason, p.Detail)
 		}
 	}
+	printWarnings(w, r)
 	fmt.Fprintf(w, "  footprint %.4f km², %d polygon(s)\n", r.AreaKm2, len(res.Outline.WGS84))
 	fmt.Fprintf(w, "  storage: %d requests (%.2f per tile), %d bytes read\n", r.IO.Requests, r.IO.RequestsPerTile, r.IO.Bytes)
 	if published {
 		fmt.Fprintf(w, "  outputs: %s, %s, %s\n", path.Join(out, indexer.DallesFile), path.Join(out, indexer.LivrablesFile), path.Join(out, indexer.ReportFile))
 	} else {
 		fmt.Fprintf(w, "  nothing published; report of this attempt: %s\n", path.Join(out, indexer.FailedReportFile))
+	}
+}
+
+// printWarnings says, by kind, what is wrong with the readable tiles as a
+// delivery, and the first few.
+func printWarnings(w io.Writer, r indexer.Report) {
+	var kinds []string
+	total := 0
+	for kind, n := range r.WarningsByKind {
+		if n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", kind, n))
+			total += n
+		}
+	}
+	if total == 0 {
+		return
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(w, "  warnings (tiles kept, to check): %s\n", strings.Join(kinds, ", "))
+	for i, wa := range r.Warnings {
+		if i == 10 {
+			fmt.Fprintf(w, "    … and %d more in the report\n", total-10)
+			break
+		}
+		fmt.Fprintf(w, "    %s %s: %s\n", wa.Kind, wa.Path, wa.Detail)
 	}
 }

@@ -1,0 +1,83 @@
+package indexer
+
+import (
+	"log/slog"
+
+	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/livrable"
+	"github.com/openpcrs/pcrs-indexer/quality"
+)
+
+// WarningEntry is one of report.json's warnings, drawn in WGS84 where it
+// has a place (the tile, the overlap, the missing cell).
+type WarningEntry struct {
+	quality.Warning
+	Geometry *geometry `json:"geometry,omitempty"`
+}
+
+// checkQuality reads the readable tiles back from the spool and says what
+// is wrong with them as a delivery. It costs no storage request: headers
+// and names are all it looks at.
+func checkQuality(sp *spool, attrs *livrable.Attributes, opts footprint.Options, log *slog.Logger) ([]WarningEntry, map[string]int, error) {
+	var tiles []quality.Tile
+	// A delivery has a handful of formats, compressions and band layouts:
+	// one copy of each, not one per tile.
+	interned := map[string]string{}
+	intern := func(s string) string {
+		if v, ok := interned[s]; ok {
+			return v
+		}
+		interned[s] = s
+		return s
+	}
+	err := sp.each(flagReadable, func(t *Tile) error {
+		h := t.Header
+		if h == nil {
+			return nil
+		}
+		tiles = append(tiles, quality.Tile{
+			Path: t.Object.Key, EPSG: h.EPSG, Box: h.Box(), Width: h.Width, Height: h.Height, Resolution: h.PixelSize(),
+			Format: intern(h.MimeType), Compression: intern(h.Compression), Bands: intern(bandes(t)), Size: t.Object.Size,
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	qo := quality.Options{Tolerance: opts.Tolerance}
+	if attrs != nil && attrs.Resolution != nil {
+		qo.Announced = *attrs.Resolution / 100
+	}
+	res := quality.Check(tiles, qo)
+	tiles = nil
+	byKind := make(map[string]int, len(res.ByKind))
+	for k, n := range res.ByKind {
+		byKind[string(k)] = n
+	}
+	var ps footprint.Projectors
+	defer ps.Close()
+	out := make([]WarningEntry, len(res.Warnings))
+	for i, w := range res.Warnings {
+		out[i] = WarningEntry{Warning: w}
+		if w.Box == nil {
+			continue
+		}
+		b := footprint.Box{MinX: w.Box[0], MinY: w.Box[1], MaxX: w.Box[2], MaxY: w.Box[3]}
+		poly, err := ps.TilePolygon(footprint.Tile{EPSG: w.EPSG, Box: b}, opts)
+		if err != nil {
+			log.Warn("placing a warning", "path", w.Path, "kind", w.Kind, "error", err)
+			continue
+		}
+		out[i].Geometry = polygonGeometry(poly)
+	}
+	return out, byKind, nil
+}
+
+// noWarnings is every kind counted zero: report.json names them all.
+func noWarnings() map[string]int {
+	m := make(map[string]int, len(quality.Kinds))
+	for _, k := range quality.Kinds {
+		m[string(k)] = 0
+	}
+	return m
+}
