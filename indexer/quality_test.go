@@ -8,10 +8,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/storage/local"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // The planted delivery: a 6 x 6 grid of 200 m GeoTIFF tiles at 50 cm in
@@ -152,5 +155,30 @@ func TestPlantedDefects(t *testing.T) {
 	// A warned tile stays in the dalles.
 	if r.Counts.Readable != len(tilesOf(t, res)) {
 		t.Errorf("%d readable, %d tiles", r.Counts.Readable, len(tilesOf(t, res)))
+	}
+}
+
+// The last successful scan's warnings are exposed by kind, per storage,
+// and go with a deleted storage.
+func TestWarningsMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := indexer.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	m.ScanFinished("abc", indexer.OutcomeSuccess, now, now, &indexer.Report{WarningsByKind: map[string]int{"missing": 3, "overlap": 0}})
+	want := `
+# HELP pcrs_indexer_warnings What the storage's last successful scan found wrong with its readable tiles as a delivery, by kind (off_grid, overlap, duplicate, name_mismatch, resolution, mixed, size_outlier, missing).
+# TYPE pcrs_indexer_warnings gauge
+pcrs_indexer_warnings{kind="missing",storage="abc"} 3
+pcrs_indexer_warnings{kind="overlap",storage="abc"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pcrs_indexer_warnings"); err != nil {
+		t.Error(err)
+	}
+	m.Forget("abc")
+	if n, err := testutil.GatherAndCount(reg, "pcrs_indexer_warnings"); err != nil || n != 0 {
+		t.Errorf("%d warning series after the storage was deleted (%v)", n, err)
 	}
 }
