@@ -89,7 +89,7 @@ func looseGrid(tiles []Tile, g []int32) grid {
 // offGrid names the tiles whose corner or side departs from the grid by
 // more than the tolerance, with the offset from their nearest cell.
 func (c *checker) offGrid(g []int32, gr grid) {
-	tol := c.opts.Tolerance
+	tol := c.tol
 	for _, i := range g {
 		t := c.tiles[i]
 		b := t.Box
@@ -134,9 +134,12 @@ type filed struct {
 // neighbours touching along an edge share none; only tiles sharing a cell
 // are compared, and each pair is reported in one cell only.
 func (c *checker) overlaps(g []int32, gr grid) {
-	tol := c.opts.Tolerance
+	tol := c.tol
 	var cells []filed
 	var big []int32
+	// Bounded whatever the tiles' sizes: past this, a tile spanning many
+	// cells goes with the big ones.
+	budget := 4*len(g) + 1<<16
 	for _, i := range g {
 		b := c.tiles[i].Box
 		c0, r0 := floorCell(gr, b[0]+tol, b[1]+tol)
@@ -144,7 +147,7 @@ func (c *checker) overlaps(g []int32, gr grid) {
 		if c1 < c0 || r1 < r0 {
 			continue // thinner than the tolerance: nothing to overlap
 		}
-		if (c1-c0+1)*(r1-r0+1) > maxCellsPerTile || c1-c0 > maxCellsPerTile || r1-r0 > maxCellsPerTile {
+		if c1-c0 > maxCellsPerTile || r1-r0 > maxCellsPerTile || (c1-c0+1)*(r1-r0+1) > maxCellsPerTile || len(cells)+int((c1-c0+1)*(r1-r0+1)) > budget {
 			if len(big) < maxBigTiles {
 				big = append(big, i)
 			}
@@ -183,7 +186,7 @@ func floorCell(g grid, x, y float64) (int64, int64) {
 // compare reports the duplicates and overlaps among tiles sharing a cell
 // (col, row); inCell false compares a plain list (the big tiles).
 func (c *checker) compare(ids []int32, gr grid, col, row int64, inCell bool) {
-	tol := c.opts.Tolerance
+	tol := c.tol
 	// Identical boxes first: the first path is the delivery, the others
 	// its copies. Only one of each set is compared with the rest.
 	slices.SortFunc(ids, func(a, b int32) int {
@@ -224,7 +227,7 @@ func (c *checker) compare(ids []int32, gr grid, col, row int64, inCell bool) {
 // ownsPair says whether (col, row) is the one cell a pair is reported in:
 // the cell of their common part's shrunk lower-left corner.
 func (c *checker) ownsPair(gr grid, col, row int64, a, b [4]float64) bool {
-	tol := c.opts.Tolerance
+	tol := c.tol
 	cc, rr := floorCell(gr, max(a[0], b[0])+tol, max(a[1], b[1])+tol)
 	return cc == col && rr == row
 }
@@ -250,7 +253,7 @@ func (c *checker) onGrid(t Tile, gr grid) bool {
 	}
 	col, row := gr.cell(t.Box[0], t.Box[1])
 	cell := gr.box(col, row)
-	tol := c.opts.Tolerance
+	tol := c.tol
 	for k := range cell {
 		if math.Abs(cell[k]-t.Box[k]) > tol {
 			return false
@@ -269,4 +272,17 @@ func boxCmp(a, b [4]float64, tol float64) int {
 		}
 	}
 	return 0
+}
+
+// groupTolerance is the tolerance for one CRS's tiles: the one asked, but
+// never more than a thousandth of their median side, so that tiles in
+// degrees (a geographic CRS) are not all "on the same spot".
+func groupTolerance(tiles []Tile, g []int32, asked float64) float64 {
+	sides := make([]float64, 0, len(g))
+	for _, i := range g {
+		b := tiles[i].Box
+		sides = append(sides, min(b[2]-b[0], b[3]-b[1]))
+	}
+	slices.Sort(sides)
+	return min(asked, sides[len(sides)/2]/1000)
 }

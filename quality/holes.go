@@ -95,7 +95,7 @@ func (c *checker) holes(g []int32, gr grid, names namePattern) {
 				break
 			}
 			cell := gr.box(col, runs[r].row)
-			c.add(Warning{Path: names.predict(cell, c.opts.Tolerance), Kind: Missing, EPSG: gr.epsg, Box: boxPtr(cell),
+			c.add(Warning{Path: names.predict(cell, c.tol), Kind: Missing, EPSG: gr.epsg, Box: boxPtr(cell),
 				Detail: fmt.Sprintf("no tile covers the %g m cell at %.2f, %.2f (EPSG:%d), inside the footprint", gr.size, cell[0], cell[1], gr.epsg)})
 		}
 	}

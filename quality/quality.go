@@ -113,6 +113,7 @@ func Check(tiles []Tile, opts Options) Result {
 	names := learnNames(c.tiles, c.order, opts.Tolerance)
 	grids := map[int]grid{}
 	for _, g := range byCRS(c.tiles, c.order) {
+		c.tol = groupTolerance(c.tiles, g, opts.Tolerance)
 		gr, ok := learnGrid(c.tiles, g)
 		if !ok {
 			gr = looseGrid(c.tiles, g)
@@ -124,6 +125,7 @@ func Check(tiles []Tile, opts Options) Result {
 			c.holes(g, gr, names)
 		}
 	}
+	c.tol = opts.Tolerance
 	c.names(names, grids)
 	return c.result()
 }
@@ -133,6 +135,7 @@ type checker struct {
 	opts      Options
 	tiles     []Tile
 	order     []int32 // the sane tiles, by path
+	tol       float64 // the tolerance for the CRS being checked
 	warnings  []Warning
 	byKind    map[Kind]int
 	listed    map[Kind]int

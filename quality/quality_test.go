@@ -296,3 +296,28 @@ func BenchmarkCheck1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Seconds())/float64(b.N), "s/check")
 }
+
+// Tiles in degrees (a geographic CRS): sides of a few thousandths, well
+// under the 1 cm tolerance taken as is; a clean grid still gets nothing,
+// and a copy is still found.
+func TestGeographic(t *testing.T) {
+	var tiles []Tile
+	const side = 0.0025
+	for c := range 20 {
+		for r := range 20 {
+			x, y := 2.3+side*float64(c), 48.8+side*float64(r)
+			tiles = append(tiles, Tile{Path: fmt.Sprintf("t_%03d_%03d.tif", c, r), EPSG: 4326, Box: [4]float64{x, y, x + side, y + side},
+				Width: 4000, Height: 4000, Resolution: side / 4000, Format: "image/tiff", Compression: "JPEG", Size: 1000})
+		}
+	}
+	if res := Check(tiles, Options{}); len(res.Warnings) != 0 {
+		t.Fatalf("a clean grid in degrees: %v", summary(res.Warnings)[:min(5, len(res.Warnings))])
+	}
+	dup := tiles[5]
+	dup.Path = "copie/" + dup.Path
+	res := Check(append(tiles, dup), Options{})
+	// The later path is blamed: here the original, "copie/" sorting first.
+	if got := summary(res.Warnings); !slices.Equal(got, []string{"duplicate " + tiles[5].Path + " copie/" + tiles[5].Path}) {
+		t.Errorf("one copy in degrees: %v", got)
+	}
+}

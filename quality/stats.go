@@ -64,9 +64,10 @@ func (c *checker) mixed() {
 	}
 }
 
-// resKey is a resolution to a tenth of a millimetre: equal resolutions
-// written by different software differ in the last bits.
-func resKey(r float64) int64 { return int64(math.Round(r * 1e4)) }
+// resKey is a resolution to 0.01 % (on a log scale, so that degrees and
+// metres alike): equal resolutions written by different software differ
+// in the last bits.
+func resKey(r float64) int64 { return int64(math.Round(math.Log10(r) * 1e4)) }
 
 // resolutions names the tiles whose resolution differs from the
 // delivery's most common one by more than 1 %, and a delivery whose
@@ -83,7 +84,7 @@ func (c *checker) resolutions() {
 	if !ok {
 		return
 	}
-	m := float64(mode) / 1e4
+	m := math.Pow(10, float64(mode)/1e4)
 	for _, i := range c.order {
 		t := &c.tiles[i]
 		if !(t.Resolution > 0) || math.Abs(t.Resolution-m) <= 0.01*m {
