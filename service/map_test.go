@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,7 +26,9 @@ func TestMapInChromium(t *testing.T) {
 	if _, err := fs.Stat(webFS, "web/dist/leaflet.js"); err != nil {
 		t.Fatal("Leaflet is not embedded: run `make web` before the tests")
 	}
-	tiles, _ := tileServer(t, "")
+	tiles, dir := tileServer(t, "")
+	// The same tile delivered twice: a warning the map draws and explains.
+	copyFile(t, filepath.Join(dir, "dalles", "t0.tif"), filepath.Join(dir, "doublons", "t0.tif"))
 	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true})
 	code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q, "name": "Aude <b>2024</b>"}`, tiles.URL+"/tiles/"))
 	if code != http.StatusCreated {
@@ -52,7 +56,7 @@ func TestMapInChromium(t *testing.T) {
 		t.Fatalf("chromium: %v\n%s", err, out)
 	}
 	dom := string(out)
-	for _, want := range []string{`data-ready="true"`, `data-footprints="1"`, `data-tiles="3"`, `data-problems="1"`, `data-storage="` + created.ID + `"`} {
+	for _, want := range []string{`data-ready="true"`, `data-footprints="1"`, `data-tiles="4"`, `data-problems="1"`, `data-warnings="1"`, `data-storage="` + created.ID + `"`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page lacks %s", want)
 		}
@@ -60,8 +64,23 @@ func TestMapInChromium(t *testing.T) {
 	if n := len(regexp.MustCompile(`<path[^>]*class="footprint leaflet-interactive"`).FindAllString(dom, -1)); n != 1 {
 		t.Errorf("%d footprint paths drawn, want 1", n)
 	}
-	if n := len(regexp.MustCompile(`<path[^>]*class="tile leaflet-interactive"`).FindAllString(dom, -1)); n != 3 {
-		t.Errorf("%d tile paths drawn, want 3", n)
+	if n := len(regexp.MustCompile(`<path[^>]*class="tile leaflet-interactive"`).FindAllString(dom, -1)); n != 4 {
+		t.Errorf("%d tile paths drawn, want 4 (a warned tile stays)", n)
+	}
+	if n := len(regexp.MustCompile(`<path[^>]*class="warning leaflet-interactive"`).FindAllString(dom, -1)); n != 1 {
+		t.Errorf("%d warnings drawn, want the duplicate", n)
+	}
+	// What the owner reads is French, with what to do; the API's codes
+	// are not shown as text.
+	for _, want := range []string{"doublons/t0.tif : même emprise que dalles/t0.tif : dalle livrée deux fois ?", "coupee.tif : fichier illisible ou tronqué : renvoyez le fichier complet", "à jour", "1 point(s) à vérifier"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the panel lacks %q", want)
+		}
+	}
+	for _, code := range []string{">idle<", ": corrupt", ": duplicate", ">duplicate"} {
+		if strings.Contains(dom, code) {
+			t.Errorf("the page shows the machine code %q", code)
+		}
 	}
 	if n := len(regexp.MustCompile(`<path[^>]*class="problem leaflet-interactive"`).FindAllString(dom, -1)); n != 1 {
 		t.Errorf("%d problem tiles drawn, want the one cut short", n)
@@ -72,5 +91,19 @@ func TestMapInChromium(t *testing.T) {
 	// Names are text, never markup.
 	if strings.Contains(dom, "<b>2024</b>") || !strings.Contains(dom, "Aude &lt;b&gt;2024&lt;/b&gt;") {
 		t.Error("a storage name was rendered as HTML")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -23,14 +23,40 @@
     return r.ok ? r.json() : null;
   };
 
+  // The API's machine fields are English; what the owner reads is French,
+  // with what to do about it.
+  const STATUS = { idle: 'à jour', scanning: 'analyse en cours', queued: 'en attente' };
+  const REASON = {
+    empty: 'dalle vide : renvoyez le fichier',
+    corrupt: 'fichier illisible ou tronqué : renvoyez le fichier complet',
+    not_georeferenced: 'aucun géoréférencement : ajoutez le fichier de calage (.tfw, .j2w) ou réécrivez la dalle géoréférencée',
+    no_crs: 'aucun système de coordonnées : ajoutez le .prj ou réécrivez le GeoTIFF avec EPSG:2154',
+    misplaced: 'dalle placée hors de sa zone : vérifiez le code EPSG et le géoréférencement',
+    unreachable: "le stockage n'a pas servi le fichier : vérifiez les droits et relancez l'analyse",
+  };
+  const num = (v, d) => Number(v).toLocaleString('fr-FR', { maximumFractionDigits: d || 0 });
+  const WARNING = {
+    off_grid: (w) => `hors de la grille (décalée de ${num(w.offset ? w.offset[0] : 0, 2)} m en X, ${num(w.offset ? w.offset[1] : 0, 2)} m en Y) : vérifiez son géoréférencement`,
+    overlap: (w) => `recouvre ${num(w.areaM2)} m² de ${w.other} : une des deux est mal placée`,
+    duplicate: (w) => `même emprise que ${w.other} : dalle livrée deux fois ?`,
+    name_mismatch: (w) => `son nom ne correspond pas à sa position (attendu : ${w.expected}) : renommez-la ou corrigez son géoréférencement`,
+    resolution: () => 'résolution différente du reste de la livraison : vérifiez la dalle',
+    mixed: (w) => `la livraison mélange ${Object.entries(w.counts || {}).map(([k, n]) => `${k} (${n})`).join(', ')}`,
+    size_outlier: (w) => `beaucoup plus petite que ses voisines (${num((w.ratio || 0) * 100, 1)} % de la médiane) : dalle en grande partie vide ?`,
+    missing: () => 'dalle manquante dans l\'emprise : livrez-la',
+  };
+  const problemText = (p) => `${p.path} : ${REASON[p.reason] || 'problème'}`;
+  const warningText = (w) => `${w.path ? w.path + ' : ' : ''}${(WARNING[w.kind] || (() => 'à vérifier'))(w)}`;
+
   const storages = (await getJSON('/storages')) || [];
   const list = document.getElementById('storages');
   let drawn = 0;
   let problemsDrawn = 0;
+  let warningsDrawn = 0;
   for (const s of storages) {
     const li = el('li');
     li.dataset.storage = s.id;
-    li.append(el('span', 'name', s.name), el('span', 'status ' + s.status, s.status));
+    li.append(el('span', 'name', s.name), el('span', 'status ' + s.status, STATUS[s.status] || s.status));
     if (s.progress) li.append(el('div', '', `${s.progress.done} / ${s.progress.total} dalles`));
     if (s.lastCounts) {
       const c = s.lastCounts;
@@ -55,15 +81,36 @@
       if (!p.geometry) continue; // not georeferenced: nowhere to draw it
       L.geoJSON({ type: 'Feature', geometry: p.geometry, properties: p }, {
         style: { color: '#b00020', weight: 2, fillOpacity: 0.3, className: 'problem' },
-        onEachFeature: (f, layer) => layer.bindPopup(el('div', '', `${p.path} : ${p.reason} (${p.detail})`)),
+        onEachFeature: (f, layer) => layer.bindPopup(el('div', '', `${problemText(p)} (détail technique : ${p.detail})`)),
       }).addTo(outlines);
       problemsDrawn++;
     }
     if (report && report.problems.length) {
       const ul = el('ul', 'problems');
-      for (const p of report.problems.slice(0, 20)) ul.append(el('li', '', `${p.path} : ${p.reason} (${p.detail})`));
+      for (const p of report.problems.slice(0, 20)) ul.append(el('li', '', problemText(p)));
       if (report.problems.length > 20) ul.append(el('li', '', `… et ${report.problems.length - 20} autres dans le rapport`));
       li.append(ul);
+    }
+    const warnings = (report && report.warnings) || [];
+    for (const w of warnings) {
+      if (!w.geometry) continue;
+      const layer = L.geoJSON({ type: 'Feature', geometry: w.geometry, properties: {} }, {
+        style: { color: '#d35400', weight: 2, fillOpacity: 0.2, dashArray: w.kind === 'missing' ? '4 4' : null, className: 'warning' },
+        onEachFeature: (f, l) => l.bindPopup(el('div', '', warningText(w))),
+      }).addTo(outlines);
+      w.layer = layer;
+      warningsDrawn++;
+    }
+    if (warnings.length) {
+      const ul = el('ul', 'warnings');
+      for (const w of warnings.slice(0, 20)) {
+        const item = el('li', 'warning-' + w.kind, warningText(w));
+        if (w.layer) item.addEventListener('click', () => map.fitBounds(w.layer.getBounds(), { maxZoom: 18 }));
+        ul.append(item);
+      }
+      const total = Object.values(report.warningsByKind || {}).reduce((a, b) => a + b, 0);
+      if (total > 20) ul.append(el('li', '', `… et ${total - 20} autres à vérifier dans le rapport`));
+      li.append(el('div', 'warnings-title', `${total} point(s) à vérifier (dalles conservées)`), ul);
     }
   }
   document.getElementById('summary').textContent =
@@ -98,6 +145,7 @@
 
   document.body.dataset.footprints = String(drawn);
   document.body.dataset.problems = String(problemsDrawn);
+  document.body.dataset.warnings = String(warningsDrawn);
   document.body.dataset.tiles = String(map.hasLayer(tiles) ? tileCount : 0);
   document.body.dataset.ready = 'true';
 })();
