@@ -141,26 +141,16 @@ func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 	reject := func(i int, err error) {
 		res.Rejected = append(res.Rejected, Rejected{Index: i, Err: fmt.Errorf("%w: %w", ErrMisplaced, err)})
 	}
-	// Tiles sound in their own CRS, by CRS, before reprojecting them in
-	// batches.
-	type sound struct {
-		ix      []int
-		corners [][4]orb.Point
-	}
-	byCode := map[int]*sound{}
+	// Tiles sound in their own CRS, by CRS; only their indexes are kept:
+	// corners are recomputed batch by batch when reprojected, so that a
+	// million tiles never hold a million corner sets at once.
+	byCode := map[int][]int32{}
 	for i, t := range tiles {
-		c, err := corners(t)
-		if err != nil {
+		if _, err := corners(t); err != nil {
 			reject(i, err)
 			continue
 		}
-		s := byCode[t.EPSG]
-		if s == nil {
-			s = &sound{}
-			byCode[t.EPSG] = s
-		}
-		s.ix = append(s.ix, i)
-		s.corners = append(s.corners, c)
+		byCode[t.EPSG] = append(byCode[t.EPSG], int32(i))
 	}
 	codes := make([]int, 0, len(byCode))
 	for c := range byCode {
@@ -169,19 +159,44 @@ func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 	slices.Sort(codes)
 	var parts []part
 	for _, code := range codes {
-		s := byCode[code]
+		ix := byCode[code]
+		delete(byCode, code)
 		p, err := ps.Get(code)
 		if err != nil {
-			for _, i := range s.ix {
-				reject(i, err)
+			for _, i := range ix {
+				reject(int(i), err)
 			}
 			continue
 		}
-		errs := make([]error, len(s.ix))
-		p.checkCorners(s.corners, errs)
-		u := p.inUnits(o)
-		g := &group{code: code, p: p}
-		for k, i := range s.ix {
+		g := p.group(tiles, ix, o.withDefaults(), reject)
+		pt, area := g.outline(p.inUnits(o), &res.Rejected)
+		if len(pt.wgs84) > 0 {
+			parts = append(parts, pt)
+			res.Area += area
+		}
+	}
+	res.WGS84 = merge(parts, &res.Rejected)
+	slices.SortFunc(res.Rejected, func(a, b Rejected) int { return a.Index - b.Index })
+	return res
+}
+
+// group checks the tiles ix of p's CRS batch by batch and sorts the
+// sound ones into boxes and quads.
+func (p *Projector) group(tiles []Tile, ix []int32, o Options, reject func(int, error)) *group {
+	u := p.inUnits(o)
+	g := &group{code: p.code, p: p, boxes: make([]Box, 0, len(ix)), boxIx: make([]int, 0, len(ix))}
+	cs := make([][4]orb.Point, 0, min(len(ix), checkBatch))
+	errs := make([]error, min(len(ix), checkBatch))
+	for from := 0; from < len(ix); from += checkBatch {
+		batch := ix[from:min(from+checkBatch, len(ix))]
+		cs = cs[:0]
+		for _, i := range batch {
+			c, _ := corners(tiles[i]) // sound: checked before grouping
+			cs = append(cs, c)
+		}
+		p.checkCorners(cs, errs[:len(batch)])
+		for k, i32 := range batch {
+			i := int(i32)
 			switch t := tiles[i]; {
 			case errs[k] != nil:
 				reject(i, errs[k])
@@ -196,15 +211,8 @@ func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 				g.boxIx = append(g.boxIx, i)
 			}
 		}
-		pt, area := g.outline(u, &res.Rejected)
-		if len(pt.wgs84) > 0 {
-			parts = append(parts, pt)
-			res.Area += area
-		}
 	}
-	res.WGS84 = merge(parts, &res.Rejected)
-	slices.SortFunc(res.Rejected, func(a, b Rejected) int { return a.Index - b.Index })
-	return res
+	return g
 }
 
 // part is one CRS's outline in WGS84 and the tiles it is made of.

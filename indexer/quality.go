@@ -19,7 +19,7 @@ type WarningEntry struct {
 // is wrong with them as a delivery. It costs no storage request: headers
 // and names are all it looks at.
 func checkQuality(sp *spool, attrs *livrable.Attributes, opts footprint.Options, log *slog.Logger) ([]WarningEntry, map[string]int, error) {
-	var tiles []quality.Tile
+	tiles := make([]quality.Tile, 0, sp.count(flagReadable))
 	// A delivery has a handful of formats, compressions and band layouts:
 	// one copy of each, not one per tile.
 	interned := map[string]string{}

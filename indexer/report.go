@@ -79,8 +79,9 @@ type Outline struct {
 // leaves the footprint and the dalles for the problems: one such tile must
 // never stop the delivery.
 func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline, error) {
-	var placed []footprint.Tile
-	var keys []string
+	n := sp.count(flagReadable)
+	placed := make([]footprint.Tile, 0, n)
+	keys := make([]string, 0, n)
 	err := sp.each(flagReadable, func(t *Tile) error {
 		placed = append(placed, t.Polygon)
 		keys = append(keys, t.Object.Key)

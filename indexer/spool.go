@@ -198,6 +198,18 @@ func (s *spool) each(want uint8, fn func(t *Tile) error) error {
 	return nil
 }
 
+// count is how many entries carry any of the flags: slices sized once
+// never double past what a million tiles need.
+func (s *spool) count(flags uint8) int {
+	n := 0
+	for _, e := range s.entries {
+		if e.flags&flags != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // has says whether key was spooled (after finish).
 func (s *spool) has(key string) bool {
 	i := sort.Search(len(s.entries), func(i int) bool { return s.entries[i].key >= key })
