@@ -201,7 +201,8 @@ func IsTile(key string) bool { return tileExtensions[strings.ToLower(path.Ext(ke
 
 // Scan runs one scan. It returns ErrIncomplete with a result when tiles were
 // unreachable, and another error without one when the storage could not be
-// listed.
+// listed. A result keeps its tiles in a temporary file: Close it once its
+// outputs are published.
 func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
