@@ -86,6 +86,7 @@ bench: deps-test
 		END{ if (u && g) printf "\nfootprint: 1,000,000 tiles unioned in %.3f s on one core; exact union %.1fx faster than GEOS cascaded union at 100,000 tiles\n\n", m/1e9, g/u; else { print "bench: footprint results missing"; exit 1 } }'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkInspectVsGDAL -benchtime 300x ./raster/ | grep -oE 'inspect .*|--- FAIL.*|^    .*'
 	@set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkRemoteScan|BenchmarkLocalVsGdaltindex' -benchtime 1x ./indexer/ | grep -E '^(Benchmark|remote scan|local scan|--- FAIL|    )'
+	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkFlatGeobufMemory -benchtime 1x ./vector/ | grep -E '^(Benchmark|flatgeobuf memory|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkCheck1M -benchtime 3x -cpu 1 ./quality/ | grep -E '^(Benchmark|--- FAIL|    )'
 
 clean:

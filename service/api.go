@@ -1,6 +1,7 @@
 package service
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -10,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -188,6 +191,15 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnprocessableEntity, "cannot reach the storage: %v", scrub(err.Error()))
 		return
 	}
+	s.registerMu.Lock()
+	defer s.registerMu.Unlock()
+	if existing, err := s.registered(rec.URL); err != nil {
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return
+	} else if existing != "" {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "this location is already registered", "id": existing})
+		return
+	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	rec.ID = hex.EncodeToString(id)
@@ -198,6 +210,32 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("storage registered", "storage", rec.ID, "source", shown(rec.URL))
 	s.queue(rec.ID)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": rec.ID})
+}
+
+// registered is the id of the storage already registered at location,
+// whatever its credentials, letter case of the host or trailing slash.
+func (s *Service) registered(location string) (string, error) {
+	records, err := s.list()
+	if err != nil {
+		return "", err
+	}
+	want := sameKey(location)
+	for _, r := range records {
+		if sameKey(r.URL) == want {
+			return r.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// sameKey is a location reduced to what names the data: scheme, host and
+// path, without credentials, query or trailing slash.
+func sameKey(location string) string {
+	u, err := url.Parse(location)
+	if err != nil || u.Scheme == "" {
+		return strings.TrimRight(location, "/")
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + "/" + strings.Trim(path.Clean("/"+u.Path), "/")
 }
 
 // view is a storage as the API shows it: never its credentials.
@@ -324,9 +362,52 @@ func (s *Service) output(name string) http.HandlerFunc {
 			fail(w, http.StatusInternalServerError, "%v", err)
 			return
 		}
-		w.Header().Set("Content-Type", contentType(name))
-		http.ServeContent(w, r, "", fi.ModTime(), f)
+		serveOutput(w, r, name, f, fi)
 	}
+}
+
+// serveOutput sends a storage's output with a strong ETag and, to a client
+// taking gzip, compressed (a 100,000-tile dalles.geojson shrinks about
+// tenfold). Outputs are replaced by rename, never rewritten in place: size
+// and modification time tell one version from the next. A ranged request
+// gets the plain bytes.
+func serveOutput(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi os.FileInfo) {
+	h := w.Header()
+	etag := fmt.Sprintf(`"%x-%x`, fi.Size(), fi.ModTime().UnixNano())
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Type", contentType(name))
+	if r.Header.Get("Range") != "" || !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		h.Set("ETag", etag+`"`)
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+		return
+	}
+	etag += `-gz"`
+	h.Set("ETag", etag)
+	if matchesETag(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Encoding", "gzip")
+	if r.Method == http.MethodHead {
+		return
+	}
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if _, err := io.Copy(gz, f); err != nil {
+		return // the client went away: nothing left to tell it
+	}
+	_ = gz.Close()
+}
+
+// matchesETag says whether an If-None-Match header names etag (or *).
+func matchesETag(header, etag string) bool {
+	for _, part := range strings.Split(header, ",") {
+		part = strings.TrimPrefix(strings.TrimSpace(part), "W/")
+		if part == etag || part == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 func contentType(name string) string {

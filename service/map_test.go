@@ -70,6 +70,9 @@ func TestMapInChromium(t *testing.T) {
 	if n := len(regexp.MustCompile(`<path[^>]*class="warning leaflet-interactive"`).FindAllString(dom, -1)); n != 1 {
 		t.Errorf("%d warnings drawn, want the duplicate", n)
 	}
+	if !strings.Contains(dom, "leaflet-control-scale") {
+		t.Error("the map has no scale bar")
+	}
 	// What the owner reads is French, with what to do; the API's codes
 	// are not shown as text.
 	for _, want := range []string{"doublons/t0.tif : même emprise que dalles/t0.tif : dalle livrée deux fois ?", "coupee.tif : fichier illisible ou tronqué : renvoyez le fichier complet", "à jour", "1 point(s) à vérifier"} {

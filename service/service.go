@@ -98,12 +98,14 @@ type Service struct {
 	sem      chan struct{}
 	wake     chan struct{}
 
-	mu       sync.Mutex
-	running  map[string]*run      // storage id → its running scan
-	queued   map[string]time.Time // storage id → when a scan was asked for
-	deleted  map[string]bool      // never scanned again, whatever a list says
-	wg       sync.WaitGroup
-	stopping bool
+	// register serialises the duplicate check with the record it guards.
+	registerMu sync.Mutex
+	mu         sync.Mutex
+	running    map[string]*run      // storage id → its running scan
+	queued     map[string]time.Time // storage id → when a scan was asked for
+	deleted    map[string]bool      // never scanned again, whatever a list says
+	wg         sync.WaitGroup
+	stopping   bool
 
 	merged mergedOutputs
 

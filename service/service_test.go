@@ -117,6 +117,13 @@ func TestRegisterScanServe(t *testing.T) {
 	}
 	var created struct{ ID string }
 	_ = json.Unmarshal(raw, &created)
+	// The same location again — another login, the host in capitals, no
+	// trailing slash — is refused with the existing storage's id.
+	again := fmt.Sprintf(`{"url": %q, "credentials": {"password": %q}}`,
+		strings.TrimSuffix(strings.Replace(strings.ToUpper(tiles.URL), "HTTP://", "http://other@", 1)+"/tiles/", "/"), password)
+	if code, raw := call(t, "POST", api.URL+"/storages", adminToken, again); code != http.StatusConflict || !strings.Contains(string(raw), `"id":"`+created.ID+`"`) {
+		t.Errorf("a duplicate registration: %d %s, want 409 naming %s", code, raw, created.ID)
+	}
 
 	var v view
 	deadline := time.Now().Add(30 * time.Second)

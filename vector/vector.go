@@ -1,9 +1,11 @@
 // Package vector writes the outputs in the encodings GDAL and QGIS open
-// directly besides GeoJSON: FlatGeobuf (with its spatial index) and
-// GeoPackage, through GDAL's own vector drivers.
+// directly besides GeoJSON: FlatGeobuf (with its spatial index, written by
+// vector/fgb and checked against GDAL's reader) and GeoPackage (through
+// GDAL's own driver).
 package vector
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -68,9 +70,9 @@ type Layer struct {
 
 // Write encodes the layers into one dst file of format f, through a
 // temporary file renamed over dst, so readers never see half a file. A
-// FlatGeobuf file holds one layer (its spatial index built by the driver);
-// a GeoPackage holds them all. GDAL reads the GeoJSON as a stream and
-// writes feature by feature: memory does not grow with the features.
+// FlatGeobuf file holds one layer, written by vector/fgb with its spatial
+// index (sorted on disk: memory does not grow with the features); a
+// GeoPackage holds them all, written by GDAL's driver feature by feature.
 func Write(dst string, f Format, layers ...Layer) error {
 	drv, ok := drivers[f]
 	if !ok {
@@ -78,6 +80,13 @@ func Write(dst string, f Format, layers ...Layer) error {
 	}
 	if f == FlatGeobuf && len(layers) != 1 {
 		return fmt.Errorf("a FlatGeobuf file holds one layer, not %d", len(layers))
+	}
+	if f == FlatGeobuf {
+		// Written atomically by fgb itself, beside dst.
+		if err := writeFlatGeobuf(context.Background(), dst, layers[0]); err != nil {
+			return fmt.Errorf("writing %s layer %s: %w", dst, layers[0].Name, err)
+		}
+		return nil
 	}
 	registerOnce.Do(godal.RegisterAll)
 	dir, name := filepath.Split(dst)

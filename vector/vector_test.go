@@ -78,6 +78,15 @@ func TestWriteFlatGeobuf(t *testing.T) {
 // FlatGeobuf in a child process and reports its peak RSS: flat, not growing
 // with the features.
 func BenchmarkFlatGeobufMemory(b *testing.B) {
+	peaks := map[int]float64{}
+	defer func() {
+		if small, big := peaks[100_000], peaks[1_000_000]; small > 0 && big > 0 {
+			fmt.Printf("flatgeobuf memory: 100k features %.0f MiB, 1M features %.0f MiB, ratio %.2f\n", small, big, big/small)
+			if big > 1.3*small {
+				b.Errorf("writing 1M features peaked at %.0f MiB, %.2f times 100k's: memory grows with the features", big, big/small)
+			}
+		}
+	}()
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("features=%d", n), func(b *testing.B) {
 			dir := b.TempDir()
@@ -96,6 +105,7 @@ func BenchmarkFlatGeobufMemory(b *testing.B) {
 				peak = max(peak, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
 			}
 			b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
+			peaks[n] = float64(peak) / 1024
 		})
 	}
 }

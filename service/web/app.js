@@ -8,6 +8,8 @@
   if (basemap && basemap.indexOf('{{') < 0) {
     L.tileLayer(basemap, { maxZoom: 20 }).addTo(map);
   }
+  // A scale bar in metres: owners judge a delivery's extent by it.
+  L.control.scale({ imperial: false, position: 'bottomleft' }).addTo(map);
   const outlines = L.featureGroup().addTo(map);
   const tiles = L.featureGroup();
   const TILE_ZOOM = 14;
