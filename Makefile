@@ -41,13 +41,19 @@ deps-test: deps
 	@test -x $(TOOLS)/staticcheck || { echo "installing staticcheck $(STATICCHECK_VERSION)"; GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
 	@test -x $(TOOLS)/versitygw || { echo "installing versitygw $(VERSITYGW_VERSION) (a few minutes, once)"; GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); }
 
-# web fetches the map's JavaScript (Leaflet, pinned in package-lock.json)
-# from npm and copies it where the binary embeds it.
+# web fetches the map's JavaScript (Leaflet and FlatGeobuf, pinned in
+# package-lock.json; FlatGeobuf's optional OpenLayers left out) from npm
+# and copies it, with Leaflet's layer-switcher icons, where the binary
+# embeds it.
 WEB := service/web
+WEB_DIST := leaflet.js leaflet.css layers.png layers-2x.png flatgeobuf-geojson.min.js
 web:
-	@test -f $(WEB)/dist/leaflet.js -a -f $(WEB)/dist/leaflet.css || { \
-		echo "fetching Leaflet from npm"; \
-		cd $(WEB) && npm ci --no-audit --no-fund --silent && cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css dist/; }
+	@missing=; for f in $(WEB_DIST); do test -f $(WEB)/dist/$$f || missing=1; done; test -z "$$missing" || { \
+		echo "fetching Leaflet and FlatGeobuf from npm"; \
+		cd $(WEB) && npm ci --omit=optional --no-audit --no-fund --silent && \
+		cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css \
+			node_modules/leaflet/dist/images/layers.png node_modules/leaflet/dist/images/layers-2x.png \
+			node_modules/flatgeobuf/dist/flatgeobuf-geojson.min.js dist/; }
 
 build: deps web
 	$(GO) build -o $(BIN) ./cmd/pcrs-indexer
@@ -78,8 +84,9 @@ test: lint unit
 # bench runs the benchmarks and prints each comparison as a ratio, in one
 # run: the footprint unions on one core (-cpu 1) against GEOS, header reads
 # per tile kind against a plain GDAL open, a mixed remote scan behind nginx
-# + 20 ms against GDAL /vsicurl/ at equal concurrency, and a local scan
-# against gdaltindex.
+# + 20 ms against GDAL /vsicurl/ at equal concurrency, a local scan
+# against gdaltindex, FlatGeobuf memory at 100k and 1M features, the
+# warnings' check of 1M tiles, and the map of 100k tiles in Chromium.
 bench: deps-test
 	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./footprint/ | tee /dev/stderr | awk '\
 		/^BenchmarkUnion\/tiles=100000 /{u=$$3} /^BenchmarkUnionGEOS\/tiles=100000 /{g=$$3} /^BenchmarkUnion\/tiles=1000000 /{m=$$3} \
@@ -88,6 +95,7 @@ bench: deps-test
 	@set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkRemoteScan|BenchmarkLocalVsGdaltindex' -benchtime 1x ./indexer/ | grep -E '^(Benchmark|remote scan|local scan|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkFlatGeobufMemory -benchtime 1x ./vector/ | grep -E '^(Benchmark|flatgeobuf memory|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkCheck1M -benchtime 3x -cpu 1 ./quality/ | grep -E '^(Benchmark|--- FAIL|    )'
+	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkMapInChromium -benchtime 3x ./service/ | grep -E '^(Benchmark|--- FAIL|    )'
 
 clean:
 	rm -rf bin demo out

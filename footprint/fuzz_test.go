@@ -14,7 +14,8 @@ import (
 // FuzzUnion checks the union against a brute-force oracle (the occupied
 // cells of a random grid) on random gaps, duplicates and jitter under the
 // tolerance: same area, same answer at a sampled point of every cell, valid
-// for GEOS. Seeds are in testdata/fuzz/FuzzUnion.
+// for GEOS, and the frozen Union's polygons bit for bit. Seeds are in
+// testdata/fuzz/FuzzUnion.
 func FuzzUnion(f *testing.F) {
 	f.Add(uint64(1), uint8(5), uint8(4), uint8(128), uint8(30), uint8(8))
 	f.Add(uint64(2), uint8(1), uint8(1), uint8(255), uint8(0), uint8(0))
@@ -44,6 +45,9 @@ func FuzzUnion(f *testing.F) {
 		}
 		r.Shuffle(len(boxes), func(i, j int) { boxes[i], boxes[j] = boxes[j], boxes[i] })
 		mp := Union(boxes, DefaultTolerance)
+		if d := sameMultiPolygon(mp, oldUnion(boxes, DefaultTolerance)); d != "" {
+			t.Fatalf("differs from the frozen Union: %s", d)
+		}
 
 		cells := 0
 		for i, o := range occ {
@@ -89,8 +93,9 @@ var fuzzCRSs = []struct {
 // rotated, touching, overlapping, in several CRSs, with sub-tolerance
 // jitter) and hostile ones (NaN, Inf, huge, tiny, bowtie, wrong CRS,
 // antimeridian, random bits). Place must not panic, must reject every
-// hostile tile and no good one, and must give a valid, finite, rounded
-// outline containing every good tile's centre. Seeds and findings are in
+// hostile tile and no good one, must give a valid, finite, rounded
+// outline containing every good tile's centre, and must give the frozen
+// Place's result bit for bit. Seeds and findings are in
 // testdata/fuzz/FuzzOutline.
 func FuzzOutline(f *testing.F) {
 	f.Add(uint64(1), uint8(20), uint8(0), uint8(1), uint8(0))
@@ -131,6 +136,9 @@ func FuzzOutline(f *testing.F) {
 		}
 
 		res := ps.Place(tiles, Options{})
+		if d := sameResult(res, ps.oldPlace(tiles, Options{})); d != "" {
+			t.Fatalf("differs from the frozen Place: %s", d)
+		}
 
 		rejected := map[int]bool{}
 		last := -1

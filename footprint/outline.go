@@ -122,35 +122,56 @@ type Rejected struct {
 	Err   error
 }
 
-// group is the tiles of one CRS.
+// group is the tiles of one CRS, by their index in Place's tiles: the
+// boxes stay in the caller's slice.
 type group struct {
 	code          int
 	p             *Projector
-	boxes         []Box
+	tiles         []Tile
 	quads         orb.MultiPolygon
-	boxIx, quadIx []int
+	boxIx, quadIx []int32
 }
 
 // Place is the livrable's footprint in WGS84: the exact union of its
 // tiles, per CRS in that CRS (rotated tiles through GEOS), then merged.
 // Tiles that fail Check, or whose geometry GEOS cannot merge even once
 // repaired, are left out and listed in Rejected: placing never fails.
+//
+// Beyond tiles and the result, Place holds 4 bytes a tile (its index in
+// its CRS's list), a few megabytes of batches, and the union's working
+// memory (see the package doc: little for tiles on a grid). Reprojecting
+// the corners leaves about 20 bytes of garbage per distinct corner (cgo
+// copies in godal), some 25 bytes a tile on a grid.
 func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 	o = o.withDefaults()
 	var res Result
 	reject := func(i int, err error) {
 		res.Rejected = append(res.Rejected, Rejected{Index: i, Err: fmt.Errorf("%w: %w", ErrMisplaced, err)})
 	}
-	// Tiles sound in their own CRS, by CRS; only their indexes are kept:
-	// corners are recomputed batch by batch when reprojected, so that a
-	// million tiles never hold a million corner sets at once.
-	byCode := map[int][]int32{}
+	// Tiles sound in their own CRS, by CRS; only their indexes are kept,
+	// each CRS's list sized once: corners are recomputed batch by batch
+	// when reprojected, so that a million tiles never hold a million
+	// corner sets at once.
+	type list struct{ ix []int32 }
+	count := map[int]int{}
+	for _, t := range tiles {
+		count[t.EPSG]++
+	}
+	byCode := make(map[int]*list, len(count))
+	var last *list // the previous tile's CRS's: most deliveries have one
+	lastCode := 0
 	for i, t := range tiles {
 		if _, err := corners(t); err != nil {
 			reject(i, err)
 			continue
 		}
-		byCode[t.EPSG] = append(byCode[t.EPSG], int32(i))
+		if last == nil || t.EPSG != lastCode {
+			if last, lastCode = byCode[t.EPSG], t.EPSG; last == nil {
+				last = &list{ix: make([]int32, 0, count[t.EPSG])}
+				byCode[t.EPSG] = last
+			}
+		}
+		last.ix = append(last.ix, int32(i))
 	}
 	codes := make([]int, 0, len(byCode))
 	for c := range byCode {
@@ -159,7 +180,7 @@ func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 	slices.Sort(codes)
 	var parts []part
 	for _, code := range codes {
-		ix := byCode[code]
+		ix := byCode[code].ix
 		delete(byCode, code)
 		p, err := ps.Get(code)
 		if err != nil {
@@ -181,12 +202,15 @@ func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 }
 
 // group checks the tiles ix of p's CRS batch by batch and sorts the
-// sound ones into boxes and quads.
+// sound ones into boxes and quads. The boxes' indexes overwrite ix, which
+// group owns from then on.
 func (p *Projector) group(tiles []Tile, ix []int32, o Options, reject func(int, error)) *group {
 	u := p.inUnits(o)
-	g := &group{code: p.code, p: p, boxes: make([]Box, 0, len(ix)), boxIx: make([]int, 0, len(ix))}
+	g := &group{code: p.code, p: p, tiles: tiles}
 	cs := make([][4]orb.Point, 0, min(len(ix), checkBatch))
 	errs := make([]error, min(len(ix), checkBatch))
+	var cb cornerBatch
+	boxIx := ix[:0] // never written ahead of the index being read
 	for from := 0; from < len(ix); from += checkBatch {
 		batch := ix[from:min(from+checkBatch, len(ix))]
 		cs = cs[:0]
@@ -194,10 +218,10 @@ func (p *Projector) group(tiles []Tile, ix []int32, o Options, reject func(int, 
 			c, _ := corners(tiles[i]) // sound: checked before grouping
 			cs = append(cs, c)
 		}
-		p.checkCorners(cs, errs[:len(batch)])
+		p.checkCorners(cs, errs[:len(batch)], &cb)
 		for k, i32 := range batch {
 			i := int(i32)
-			switch t := tiles[i]; {
+			switch t := &tiles[i]; {
 			case errs[k] != nil:
 				reject(i, errs[k])
 			case t.Quad == nil && (t.Box.MaxX-t.Box.MinX <= u.Tolerance || t.Box.MaxY-t.Box.MinY <= u.Tolerance):
@@ -205,13 +229,13 @@ func (p *Projector) group(tiles []Tile, ix []int32, o Options, reject func(int, 
 				reject(i, fmt.Errorf("box %v within the snapping tolerance (%g)", t.Box, u.Tolerance))
 			case t.Quad != nil:
 				g.quads = append(g.quads, snapQuad(t.Quad, u.Tolerance))
-				g.quadIx = append(g.quadIx, i)
+				g.quadIx = append(g.quadIx, i32)
 			default:
-				g.boxes = append(g.boxes, t.Box)
-				g.boxIx = append(g.boxIx, i)
+				boxIx = append(boxIx, i32)
 			}
 		}
 	}
+	g.boxIx = boxIx
 	return g
 }
 
@@ -219,26 +243,30 @@ func (p *Projector) group(tiles []Tile, ix []int32, o Options, reject func(int, 
 type part struct {
 	code  int
 	wgs84 orb.MultiPolygon
-	ix    []int
+	ix    [2][]int32 // boxes, then rotated tiles
+}
+
+// rejectAll rejects the tiles ix for err, said of the CRS code.
+func rejectAll(rejected *[]Rejected, code int, ix []int32, err error) {
+	for _, i := range ix {
+		*rejected = append(*rejected, Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d: %w", ErrMisplaced, code, err)})
+	}
 }
 
 // outline unions the group in its CRS and reprojects it, rejecting the
 // tiles it cannot place.
 func (g *group) outline(o Options, rejected *[]Rejected) (part, float64) {
-	reject := func(ix []int, err error) {
-		for _, i := range ix {
-			*rejected = append(*rejected, Rejected{Index: i, Err: fmt.Errorf("%w: EPSG:%d: %w", ErrMisplaced, g.code, err)})
-		}
-	}
-	mp := Union(g.boxes, o.Tolerance)
-	ix := g.boxIx
+	tiles, boxIx := g.tiles, g.boxIx
+	mp := union(len(boxIx), func(k int) Box { return tiles[boxIx[k]].Box }, o.Tolerance)
+	ix := [2][]int32{boxIx}
 	if len(g.quads) > 0 {
 		u, err := unionAll(append(slices.Clip(g.quads), mp...))
+		g.quads = nil
 		if err != nil {
-			reject(g.quadIx, fmt.Errorf("rotated tiles cannot be merged: %w", err))
+			rejectAll(rejected, g.code, g.quadIx, fmt.Errorf("rotated tiles cannot be merged: %w", err))
 		} else {
 			mp = u
-			ix = append(slices.Clip(ix), g.quadIx...)
+			ix[1] = g.quadIx
 		}
 	}
 	area := g.p.areaM2(mp)
@@ -247,7 +275,8 @@ func (g *group) outline(o Options, rejected *[]Rejected) (part, float64) {
 		err = errors.New("outline does not reproject to finite coordinates")
 	}
 	if err != nil {
-		reject(ix, err)
+		rejectAll(rejected, g.code, ix[0], err)
+		rejectAll(rejected, g.code, ix[1], err)
 		return part{}, 0
 	}
 	return part{code: g.code, wgs84: w, ix: ix}, area
@@ -270,8 +299,10 @@ func merge(parts []part, rejected *[]Rejected) orb.MultiPolygon {
 			u, err = union2(acc, w)
 		}
 		if err != nil {
-			for _, i := range pt.ix {
-				*rejected = append(*rejected, Rejected{Index: i, Err: fmt.Errorf("%w: EPSG:%d outline cannot be merged with the others: %w", ErrMisplaced, pt.code, err)})
+			for _, ix := range pt.ix {
+				for _, i := range ix {
+					*rejected = append(*rejected, Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d outline cannot be merged with the others: %w", ErrMisplaced, pt.code, err)})
+				}
 			}
 			continue
 		}

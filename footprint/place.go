@@ -42,7 +42,7 @@ func (ps *Projectors) check(t Tile) (*Projector, error) {
 		return nil, fmt.Errorf("%w: %w", ErrMisplaced, err)
 	}
 	errs := []error{nil}
-	if p.checkCorners([][4]orb.Point{c}, errs); errs[0] != nil {
+	if p.checkCorners([][4]orb.Point{c}, errs, nil); errs[0] != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMisplaced, errs[0])
 	}
 	return p, nil
@@ -105,26 +105,63 @@ func corners(t Tile) ([4]orb.Point, error) {
 // kilobytes of coordinates, and one cgo call instead of thousands.
 const checkBatch = 4096
 
+// cornerBatch is checkCorners' working memory, reused batch after batch:
+// a batch's distinct corners and, per tile, where its corners are among
+// them. Neighbouring tiles share corners, so a grid's batch reprojects
+// about a third of its corners' count.
+type cornerBatch struct {
+	at     map[[2]uint64]int32 // a corner's exact bits → its index in xs, ys
+	xs, ys []float64
+	ok     []bool
+	slots  [][4]int32
+}
+
 // checkCorners reprojects each tile's corners and checks its size and
-// place in WGS84; errs[i] is tile i's verdict.
-func (p *Projector) checkCorners(cs [][4]orb.Point, errs []error) {
-	xs := make([]float64, 0, 4*min(len(cs), checkBatch))
-	ys := make([]float64, 0, cap(xs))
-	ok := make([]bool, cap(xs))
+// place in WGS84; errs[i] is tile i's verdict. b is reused working memory,
+// nil for a new one. A point reprojects to the same place whatever else
+// is in its call, so reprojecting each distinct corner once changes no
+// verdict.
+func (p *Projector) checkCorners(cs [][4]orb.Point, errs []error, b *cornerBatch) {
+	if b == nil {
+		b = &cornerBatch{}
+	}
 	for from := 0; from < len(cs); from += checkBatch {
 		batch := cs[from:min(from+checkBatch, len(cs))]
-		xs, ys = xs[:0], ys[:0]
-		for _, c := range batch {
-			for _, pt := range c {
-				xs, ys = append(xs, pt[0]), append(ys, pt[1])
-			}
+		b.xs, b.ys, b.slots = b.xs[:0], b.ys[:0], b.slots[:0]
+		if b.at == nil {
+			b.at = make(map[[2]uint64]int32, 4*len(batch))
 		}
+		clear(b.at)
+		for _, c := range batch {
+			var slot [4]int32
+			for j, pt := range c {
+				// By bits: -0 and +0 stay apart, as they may print apart.
+				key := [2]uint64{math.Float64bits(pt[0]), math.Float64bits(pt[1])}
+				i, seen := b.at[key]
+				if !seen {
+					i = int32(len(b.xs))
+					b.at[key] = i
+					b.xs, b.ys = append(b.xs, pt[0]), append(b.ys, pt[1])
+				}
+				slot[j] = i
+			}
+			b.slots = append(b.slots, slot)
+		}
+		if cap(b.ok) < len(b.xs) {
+			b.ok = make([]bool, cap(b.xs))
+		}
+		ok := b.ok[:len(b.xs)]
 		// The error only says that some point failed: ok says which.
 		p.mu.Lock()
-		_ = p.tr.TransformEx(xs, ys, nil, ok[:len(xs)])
+		_ = p.tr.TransformEx(b.xs, b.ys, nil, ok)
 		p.mu.Unlock()
-		for i, c := range batch {
-			errs[from+i] = p.checkLonLat(c, xs[4*i:4*i+4], ys[4*i:4*i+4], ok[4*i:4*i+4])
+		var lon, lat [4]float64
+		var fine [4]bool
+		for k, c := range batch {
+			for j, i := range b.slots[k] {
+				lon[j], lat[j], fine[j] = b.xs[i], b.ys[i], ok[i]
+			}
+			errs[from+k] = p.checkLonLat(c, lon[:], lat[:], fine[:])
 		}
 	}
 }

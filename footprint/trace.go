@@ -1,6 +1,8 @@
 package footprint
 
 import (
+	"slices"
+
 	"github.com/paulmach/orb"
 )
 
@@ -18,45 +20,131 @@ func vkey(xi, yi int32) uint64 { return uint64(uint32(xi))<<32 | uint64(uint32(y
 
 func unkey(k uint64) (int32, int32) { return int32(uint32(k >> 32)), int32(uint32(k)) }
 
+// edge goes from (x, y) to (x+1, y) going east, (x-1, y) going west, or
+// (x, toY) going north or south.
 type edge struct {
-	from, to uint64
-	d        dir
-	comp     int32
+	x, y, toY int32
+	comp      int32
+	d         dir
+}
+
+func (e *edge) to() (int32, int32) {
+	switch e.d {
+	case east:
+		return e.x + 1, e.toY
+	case west:
+		return e.x - 1, e.toY
+	}
+	return e.x, e.toY
 }
 
 // graph holds the boundary edges; every vertex has one way out, or two
-// where tiles touch only at a corner.
+// where tiles touch only at a corner. Once built, index sorts the edges by
+// the vertex they leave, without a hash map: those leaving line x are
+// byFrom[lineStart[x]:lineStart[x+1]], by increasing y (fromY).
 type graph struct {
-	edges []edge
-	out   map[uint64][2]int32 // vertex → up to two outgoing edge indices (+1; 0 = none)
+	edges     []edge
+	lineStart []int32
+	byFrom    []int32
+	fromY     []int32
+
+	counting bool // add only counts
+	count    int
 }
 
-func newGraph(hint int) *graph {
-	return &graph{edges: make([]edge, 0, hint), out: make(map[uint64][2]int32, hint)}
+func (g *graph) add(x, y, toY int32, d dir, comp int32) {
+	if g.counting {
+		g.count++
+		return
+	}
+	g.edges = append(g.edges, edge{x: x, y: y, toY: toY, comp: comp, d: d})
 }
 
-func (g *graph) add(from, to uint64, d dir, comp int32) {
-	g.edges = append(g.edges, edge{from, to, d, comp})
-	o := g.out[from]
-	if o[0] == 0 {
-		o[0] = int32(len(g.edges))
-	} else {
-		o[1] = int32(len(g.edges))
+// index builds the lookup of the edges by the vertex they leave, for
+// lines 0 to lines-1.
+func (g *graph) index(lines int) {
+	start := make([]int32, lines+1)
+	for i := range g.edges {
+		start[g.edges[i].x+1]++
 	}
-	g.out[from] = o
+	for x := 1; x <= lines; x++ {
+		start[x] += start[x-1]
+	}
+	byFrom := make([]int32, len(g.edges))
+	fill := slices.Clone(start[:lines])
+	for i := range g.edges {
+		x := g.edges[i].x
+		byFrom[fill[x]] = int32(i)
+		fill[x]++
+	}
+	fromY := make([]int32, len(byFrom))
+	for k, i := range byFrom {
+		fromY[k] = g.edges[i].y
+	}
+	// Each line's edges come in a few increasing runs (the left slab's
+	// tops, the right slab's bottoms, the line's own edges): merge them.
+	var tmpY, tmpI []int32
+	for x := range lines {
+		tmpY, tmpI = mergeRuns(fromY[start[x]:start[x+1]], byFrom[start[x]:start[x+1]], tmpY, tmpI)
+	}
+	g.lineStart, g.byFrom, g.fromY = start, byFrom, fromY
 }
 
-// next picks the edge leaving the end of e: the only one, or at a corner
-// touch the left turn.
-func (g *graph) next(e *edge) int32 {
-	o := g.out[e.to]
-	if o[1] == 0 {
-		return o[0] - 1
+// mergeRuns sorts ys in place, and is alike, by merging the increasing
+// runs of ys pairwise until one is left. tmpY and tmpI are buffers, given
+// back for the next call.
+func mergeRuns(ys, is, tmpY, tmpI []int32) ([]int32, []int32) {
+	for {
+		sorted := true
+		tmpY, tmpI = tmpY[:0], tmpI[:0]
+		for lo := 0; lo < len(ys); {
+			mid := lo + 1
+			for mid < len(ys) && ys[mid-1] <= ys[mid] {
+				mid++
+			}
+			hi := mid
+			if hi < len(ys) {
+				sorted = false
+				hi++
+				for hi < len(ys) && ys[hi-1] <= ys[hi] {
+					hi++
+				}
+			}
+			a, b := lo, mid
+			for a < mid || b < hi {
+				if b == hi || a < mid && ys[a] <= ys[b] {
+					tmpY, tmpI = append(tmpY, ys[a]), append(tmpI, is[a])
+					a++
+				} else {
+					tmpY, tmpI = append(tmpY, ys[b]), append(tmpI, is[b])
+					b++
+				}
+			}
+			lo = hi
+		}
+		if sorted {
+			return tmpY, tmpI
+		}
+		copy(ys, tmpY)
+		copy(is, tmpI)
 	}
-	if g.edges[o[0]-1].d == (e.d+1)%4 {
-		return o[0] - 1
+}
+
+// next picks the edge leaving the end of edge e: the only one, or at a
+// corner touch the left turn (one of the two always is); two says which.
+func (g *graph) next(e int32) (n int32, two bool) {
+	x, y := g.edges[e].to()
+	ys := g.fromY[g.lineStart[x]:g.lineStart[x+1]]
+	k, _ := slices.BinarySearch(ys, y)
+	k += int(g.lineStart[x])
+	n = g.byFrom[k]
+	if k+1 == int(g.lineStart[x+1]) || g.fromY[k+1] != y {
+		return n, false
 	}
-	return o[1] - 1
+	if g.edges[n].d == (g.edges[e].d+1)%4 {
+		return n, true
+	}
+	return g.byFrom[k+1], true
 }
 
 // tracedRing is a closed vertex sequence (corners only, not repeated at the
@@ -70,23 +158,31 @@ type tracedRing struct {
 func (g *graph) trace() []tracedRing {
 	used := make([]bool, len(g.edges))
 	var rings []tracedRing
+	var corners []uint64
 	for start := range g.edges {
 		if used[start] {
 			continue
 		}
 		// Collect the corners: vertices where the direction changes.
-		var corners []uint64
+		corners = corners[:0]
+		touch := false
 		e := int32(start)
 		for {
 			used[e] = true
-			n := g.next(&g.edges[e])
+			n, two := g.next(e)
+			touch = touch || two
 			if g.edges[n].d != g.edges[e].d {
-				corners = append(corners, g.edges[e].to)
+				corners = append(corners, vkey(g.edges[e].to()))
 			}
 			e = n
 			if int(e) == start {
 				break
 			}
+		}
+		if !touch {
+			// Only a vertex with two ways out can come twice.
+			rings = append(rings, tracedRing{verts: slices.Clone(corners), comp: g.edges[start].comp})
+			continue
 		}
 		for _, r := range splitAtRepeats(corners) {
 			rings = append(rings, tracedRing{verts: r, comp: g.edges[start].comp})
@@ -118,13 +214,10 @@ func splitAtRepeats(ring []uint64) [][]uint64 {
 }
 
 // assemble groups rings into polygons: each component has one
-// counter-clockwise shell, and its clockwise rings are its holes.
+// counter-clockwise shell, and its clockwise rings are its holes. Each
+// traced ring's vertices are let go once drawn.
 func assemble(rings []tracedRing, pt func(xi, yi int32) orb.Point) orb.MultiPolygon {
-	type poly struct {
-		shell orb.Ring
-		holes []orb.Ring
-	}
-	byComp := map[int32]*poly{}
+	byComp := map[int32]orb.Polygon{} // the shell first, nil until found
 	var order []int32
 	var orphans []orb.Ring
 	toRing := func(vs []uint64) orb.Ring {
@@ -134,33 +227,34 @@ func assemble(rings []tracedRing, pt func(xi, yi int32) orb.Point) orb.MultiPoly
 		}
 		return append(r, r[0])
 	}
-	for _, tr := range rings {
+	for i := range rings {
+		tr := &rings[i]
 		if len(tr.verts) < 4 {
 			continue
 		}
 		r := toRing(tr.verts)
-		p := byComp[tr.comp]
-		if p == nil {
-			p = &poly{}
-			byComp[tr.comp] = p
+		tr.verts = nil
+		p, ok := byComp[tr.comp]
+		if !ok {
+			p = orb.Polygon{nil}
 			order = append(order, tr.comp)
 		}
 		if r.Orientation() == orb.CCW {
-			if p.shell != nil {
+			if p[0] != nil {
 				// A second shell for one component would be a bug in the
 				// tracing; keep the geometry rather than lose area.
 				orphans = append(orphans, r)
 				continue
 			}
-			p.shell = r
+			p[0] = r
 		} else {
-			p.holes = append(p.holes, r)
+			p = append(p, r)
 		}
+		byComp[tr.comp] = p
 	}
 	mp := make(orb.MultiPolygon, 0, len(order)+len(orphans))
 	for _, c := range order {
-		p := byComp[c]
-		mp = append(mp, append(orb.Polygon{p.shell}, p.holes...))
+		mp = append(mp, byComp[c])
 	}
 	for _, r := range orphans {
 		mp = append(mp, orb.Polygon{r})

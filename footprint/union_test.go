@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/paulmach/orb"
@@ -148,5 +149,168 @@ func TestUnionOracle(t *testing.T) {
 				geosValid(t, mp)
 			}
 		})
+	}
+}
+
+// TestCountedClustersMatchSorted: clustering the distinct values and their
+// counts gives the clusters of sorting every value, and gives up where it
+// could not (both signs of zero, non-finite values or tolerance, too many
+// distinct values); index agrees with a binary search on every value.
+func TestCountedClustersMatchSorted(t *testing.T) {
+	r := mix(3)
+	negz := math.Copysign(0, -1)
+	for k := range 300 {
+		n := 1 + r.intn(3000)
+		distinct := 1 + r.intn(1+[]int{5, 100, 5000}[k%3])
+		pool := make([]float64, distinct)
+		for i := range pool {
+			pool[i] = float64(r.intn(1000))*[]float64{0.005, 0.01, 1, 200}[r.intn(4)] + float64(r.intn(3)-1)*1e-3
+		}
+		switch k % 10 {
+		case 7:
+			pool[0] = negz
+		case 8:
+			pool[0], pool[len(pool)-1] = negz, 0
+		case 9:
+			pool[0] = math.Inf(1 - 2*r.intn(2))
+		}
+		vals := make([]float64, 2*n)
+		for i := range vals {
+			vals[i] = pool[r.intn(len(pool))]
+		}
+		val := func(i int) (float64, float64) { return vals[2*i], vals[2*i+1] }
+		tol := []float64{DefaultTolerance, 0.5, 1e-9, math.NaN()}[r.intn(4)]
+		got, ok := countClusters(n, val, tol)
+		want := newClusters(slices.Clone(vals), tol)
+		var neg, pos, inf bool
+		for _, v := range vals {
+			neg = neg || v == 0 && math.Signbit(v)
+			pos = pos || v == 0 && !math.Signbit(v)
+			inf = inf || math.IsInf(v, 0)
+		}
+		if mustGiveUp := neg && pos || inf || math.IsNaN(tol); ok == mustGiveUp {
+			t.Fatalf("set %d: counted=%v, want %v", k, ok, !mustGiveUp)
+		}
+		if !ok {
+			continue
+		}
+		if !slices.Equal(bitsOf(got.starts), bitsOf(want.starts)) || !slices.Equal(bitsOf(got.reps), bitsOf(want.reps)) {
+			t.Fatalf("set %d: clusters %v %v, want %v %v", k, got.starts, got.reps, want.starts, want.reps)
+		}
+		got.accelerate()
+		for _, v := range vals {
+			if i, j := got.index(v), want.index(v); i != j {
+				t.Fatalf("set %d: index(%v) = %d, want %d", k, v, i, j)
+			}
+		}
+	}
+	// One distinct value too many gives up.
+	many := func(i int) (float64, float64) { return float64(2 * i), float64(2*i + 1) }
+	if _, ok := countClusters(maxDistinct/2, many, 0.1); !ok {
+		t.Error("gave up at maxDistinct values")
+	}
+	if _, ok := countClusters(maxDistinct/2+1, many, 0.1); ok {
+		t.Error("counted more than maxDistinct values")
+	}
+}
+
+func bitsOf(v []float64) []uint64 {
+	out := make([]uint64, len(v))
+	for i, x := range v {
+		out[i] = math.Float64bits(x)
+	}
+	return out
+}
+
+// TestIndexSkewed: the lookup table stays exact when the starts crowd in a
+// few buckets (one far outlier) or sit one ulp apart.
+func TestIndexSkewed(t *testing.T) {
+	var starts []float64
+	for i := range 1000 {
+		starts = append(starts, 600000+float64(i)*0.02)
+	}
+	starts = append(starts, 1e15)
+	x := 1e9
+	for range 100 {
+		x = math.Nextafter(x, math.Inf(1))
+		starts = append(starts, x)
+	}
+	slices.Sort(starts)
+	c := clusters{starts: starts}
+	c.accelerate()
+	if c.first == nil {
+		t.Fatal("no lookup table")
+	}
+	plain := clusters{starts: starts}
+	for _, v := range append(slices.Clone(starts), 600000.01, 5e14, 1e300, -1e300, 0) {
+		if i, j := c.index(v), plain.index(v); i != j {
+			t.Errorf("index(%v) = %d, want %d", v, i, j)
+		}
+	}
+}
+
+// TestSlabRunsPaths: the bitmap and the merged intervals give the same
+// runs.
+func TestSlabRunsPaths(t *testing.T) {
+	r := mix(5)
+	for k := range 200 {
+		boxes := randomBoxes(&r, 1+r.intn(300))
+		box := func(i int) Box { return boxes[i] }
+		var scratch []float64
+		xs := newAxis(len(boxes), func(i int) (float64, float64) { return boxes[i].MinX, boxes[i].MaxX }, DefaultTolerance, &scratch)
+		ys := newAxis(len(boxes), func(i int) (float64, float64) { return boxes[i].MinY, boxes[i].MaxY }, DefaultTolerance, &scratch)
+		if xs.len() < 2 || ys.len() < 2 {
+			continue
+		}
+		nslab := xs.len() - 1
+		br, bs := bitmapRuns(len(boxes), box, &xs, &ys, nslab, (ys.len()-1+63)/64)
+		mr, ms := mergedRuns(len(boxes), box, &xs, &ys, nslab)
+		if !slices.Equal(br, mr) || !slices.Equal(bs, ms) {
+			t.Fatalf("set %d: bitmap runs %v at %v, merged %v at %v", k, br, bs, mr, ms)
+		}
+	}
+}
+
+// TestBits: setBits and nextBit across word boundaries.
+func TestBits(t *testing.T) {
+	for _, tc := range [][2]int{{0, 1}, {0, 64}, {63, 65}, {5, 190}, {64, 128}, {127, 129}, {191, 192}} {
+		row := make([]uint64, 3)
+		setBits(row, tc[0], tc[1])
+		if got := nextBit(row, 0, 0); got != tc[0] {
+			t.Errorf("%v: first set bit %d", tc, got)
+		}
+		end := nextBit(row, tc[0], ^uint64(0))
+		if end < 0 {
+			end = 192
+		}
+		if end != tc[1] {
+			t.Errorf("%v: first clear bit after %d", tc, end)
+		}
+		if got := nextBit(row, end, 0); got != -1 {
+			t.Errorf("%v: set bit %d after the run", tc, got)
+		}
+	}
+}
+
+// TestMergeRuns: mergeRuns sorts any sequence in place, its companion
+// alike.
+func TestMergeRuns(t *testing.T) {
+	r := mix(9)
+	for range 500 {
+		n := r.intn(60)
+		ys, is := make([]int32, n), make([]int32, n)
+		for i := range ys {
+			ys[i], is[i] = int32(r.intn(20)), int32(i)
+		}
+		orig := slices.Clone(ys)
+		mergeRuns(ys, is, nil, nil)
+		if !slices.IsSorted(ys) {
+			t.Fatalf("%v sorted to %v", orig, ys)
+		}
+		for k := range ys {
+			if orig[is[k]] != ys[k] {
+				t.Fatalf("%v: companion %v does not follow %v", orig, is, ys)
+			}
+		}
 	}
 }

@@ -118,6 +118,10 @@ type record struct {
 	ModTime time.Time      `json:"mtime"`
 	Header  *raster.Header `json:"header,omitempty"`
 	Problem *ProblemEntry  `json:"problem,omitempty"`
+	// Placed is where a problem tile stands: from its header when this
+	// read told, else from the last header ever read of it, so a tile
+	// that turns corrupt stays on the owner's map where it was.
+	Placed *footprint.Tile `json:"placed,omitempty"`
 }
 
 // unchanged says whether o is the object r was made from: same size, and
@@ -439,8 +443,28 @@ func judge(ctx context.Context, st storage.Storage, s State, t *Tile, log *slog.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if t.Problem != nil && t.placed == nil {
+		t.placed = lastPlace(s, t.Object.Key)
+	}
 	remember(s, t, log)
 	return nil
+}
+
+// lastPlace is where the state last saw the tile stand, nil when it never
+// did: read before remember replaces the record.
+func lastPlace(st State, key string) *footprint.Tile {
+	if st == nil {
+		return nil
+	}
+	var r record
+	if ok, err := st.Get(key, &r); err != nil || !ok {
+		return nil
+	}
+	if r.Header != nil {
+		p := placement(r.Header)
+		return &p
+	}
+	return r.Placed
 }
 
 // needSize says whether a listed object must be sized before it is read:
@@ -528,7 +552,7 @@ func recall(st State, t *Tile, log *slog.Logger) bool {
 	}
 	t.Reused = true
 	if r.Problem != nil {
-		t.Problem = r.Problem
+		t.Problem, t.placed = r.Problem, r.Placed
 		return true
 	}
 	if t.Object.Size == storage.SizeUnknown {
@@ -545,6 +569,9 @@ func remember(st State, t *Tile, log *slog.Logger) {
 		return
 	}
 	r := record{Size: t.Object.Size, ETag: t.Object.ETag, ModTime: t.Object.ModTime, Header: t.Header, Problem: t.Problem}
+	if t.Problem != nil {
+		r.Placed = t.placed
+	}
 	if err := st.Put(t.Object.Key, r); err != nil {
 		log.Warn("writing the state", "path", t.Object.Key, "error", err)
 	}

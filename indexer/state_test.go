@@ -2,11 +2,15 @@ package indexer_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/paulmach/orb"
+
+	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/state"
 	"github.com/openpcrs/pcrs-indexer/storage/local"
@@ -66,5 +70,85 @@ func TestIncrementalRescan(t *testing.T) {
 	var gone map[string]any
 	if ok, _ := ns.Get("dalles/2_0.jp2", &gone); ok {
 		t.Error("the deleted tile is still remembered")
+	}
+}
+
+// TestProblemKeepsItsPlace: a tile that turns unreadable stays on the map
+// where its last readable header put it, in the scan that finds it broken
+// and in the incremental rescans that recall that verdict; so does a
+// tile cut short, placed by its own header, when recalled.
+func TestProblemKeepsItsPlace(t *testing.T) {
+	dir := buildStorage(t)
+	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ns := store.Namespace(dir)
+	scan := func() *indexer.Result {
+		t.Helper()
+		st, _ := local.New(dir)
+		res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "aude", State: ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Close() })
+		return res
+	}
+	placed := func(res *indexer.Result, path string) string {
+		t.Helper()
+		for _, p := range res.Report.Problems {
+			if p.Path == path {
+				if p.Geometry == nil {
+					t.Fatalf("%s: problem %q not placed", path, p.Reason)
+				}
+				b, _ := json.Marshal(p.Geometry)
+				return string(b)
+			}
+		}
+		t.Fatalf("%s: no problem", path)
+		return ""
+	}
+	const broken, cut = "dalles/3_0.TIF", "dalles/coupee.tif"
+	first := scan()
+	var where footprint.Tile
+	_ = first.EachTile(func(tl *indexer.Tile) error {
+		if tl.Object.Key == broken {
+			where = tl.Polygon
+		}
+		return nil
+	})
+	var ps footprint.Projectors
+	defer ps.Close()
+	poly, err := ps.TilePolygon(where, footprint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(struct {
+		Type        string      `json:"type"`
+		Coordinates orb.Polygon `json:"coordinates"`
+	}{"Polygon", poly})
+	cutPlace := placed(first, cut)
+
+	// The healthy tile is replaced by an error page: no header to read.
+	if err := tilegen.WriteFile(filepath.Join(dir, broken), []byte(tilegen.HTMLErrorPage)); err != nil {
+		t.Fatal(err)
+	}
+	second := scan()
+	if got := placed(second, broken); got != string(want) {
+		t.Errorf("the broken tile is placed at %s, want where it was read: %s", got, want)
+	}
+	third := scan()
+	_ = third.EachTile(func(tl *indexer.Tile) error {
+		if (tl.Object.Key == broken || tl.Object.Key == cut) && !tl.Reused {
+			t.Errorf("%s was read again, not recalled", tl.Object.Key)
+		}
+		return nil
+	})
+	if got := placed(third, broken); got != string(want) {
+		t.Errorf("recalled, the broken tile is placed at %s, want %s", got, want)
+	}
+	if got := placed(third, cut); got != cutPlace {
+		t.Errorf("recalled, the tile cut short is placed at %s, want %s", got, cutPlace)
 	}
 }

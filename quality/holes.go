@@ -6,105 +6,165 @@ import (
 	"slices"
 )
 
-// run is a row's empty cells between two occupied ones: a hole candidate.
+// cellAt is one occupied grid cell, column first: the group's tiles come
+// sorted by x then y, so their cells come almost in this order and the
+// sort below is nearly free.
+type cellAt struct{ col, row int64 }
+
+// run is a column's empty cells between two occupied ones: part of a hole
+// unless its empty region reaches the outside.
 type run struct {
-	row      int64
-	from, to int64 // columns, inclusive
+	col      int64
+	from, to int64 // rows, inclusive
 	parent   int
 	outside  bool
 }
 
 // holes lists the holes of one CRS's footprint as the missing grid cells:
-// empty cells enclosed by the delivery, not the outside of its outline.
-// Work and memory follow the tiles, never the extent: each row's empty
-// runs between occupied cells are joined with the runs they touch in the
-// rows above and below; a run touching a row's outside (beyond its first
-// or last tile, or a row with no tile) is outside, and so is every run
-// joined to it.
-func (c *checker) holes(g []int32, gr grid, names namePattern) {
-	type rc struct{ row, col int64 }
-	occupied := make([]rc, 0, len(g))
-	for _, i := range g {
-		col, row := gr.cell(c.tiles[i].Box[0], c.tiles[i].Box[1])
-		occupied = append(occupied, rc{row, col})
+// empty cells enclosed by the delivery's tiles, not the outside of a
+// concave outline (empty space 4-connected to the outside is no hole).
+// Work and memory follow the tiles, never the extent: each column's runs
+// of empty cells between occupied ones are joined with the runs they
+// share a row with in the neighbouring columns (union-find); a run that
+// reaches past a neighbouring column's first or last tile, or that has a
+// column without tiles beside it, reaches the outside, and so does every
+// run joined to it. A hole's cells are counted with arithmetic; only the
+// first MaxPerKind (in column, row order) are named.
+func (c *checker) holes(g *group, names *pattern) {
+	if !g.hasGrid {
+		return
 	}
-	slices.SortFunc(occupied, func(a, b rc) int { return cmp.Or(cmp.Compare(a.row, b.row), cmp.Compare(a.col, b.col)) })
-	occupied = slices.Compact(occupied)
-
-	// rows[k] is the span of occupied[] holding one row, with its runs.
-	type rowSpan struct {
-		row            int64
-		first, last    int64 // occupied columns
-		runFrom, runTo int   // runs[runFrom:runTo]
-	}
-	var rows []rowSpan
-	var runs []run
-	for start := 0; start < len(occupied); {
-		end := start
-		for end < len(occupied) && occupied[end].row == occupied[start].row {
-			end++
-		}
-		rs := rowSpan{row: occupied[start].row, first: occupied[start].col, last: occupied[end-1].col, runFrom: len(runs)}
-		for k := start + 1; k < end; k++ {
-			if occupied[k].col > occupied[k-1].col+1 {
-				runs = append(runs, run{row: rs.row, from: occupied[k-1].col + 1, to: occupied[k].col - 1, parent: len(runs)})
-			}
-		}
-		rs.runTo = len(runs)
-		rows = append(rows, rs)
-		start = end
-	}
-	uf := unionFind(runs)
-	for k, rs := range rows {
+	cols, runs := columnRuns(g.occupied())
+	sets := &runSets{runs}
+	for k := range cols {
 		for _, adj := range []int{k - 1, k + 1} {
-			var nb *rowSpan
-			if adj >= 0 && adj < len(rows) && (rows[adj].row == rs.row-1 || rows[adj].row == rs.row+1) {
-				nb = &rows[adj]
+			var nb *column
+			if adj >= 0 && adj < len(cols) && (cols[adj].col == cols[k].col-1 || cols[adj].col == cols[k].col+1) {
+				nb = &cols[adj]
 			}
-			for r := rs.runFrom; r < rs.runTo; r++ {
-				if nb == nil || runs[r].from < nb.first || runs[r].to > nb.last {
-					uf.markOutside(r)
-				}
-			}
-			if nb == nil {
-				continue
-			}
-			// Runs of both rows sharing a column are one empty region.
-			a, b := rs.runFrom, nb.runFrom
-			for a < rs.runTo && b < nb.runTo {
-				if runs[a].to >= runs[b].from && runs[b].to >= runs[a].from {
-					uf.join(a, b)
-				}
-				if runs[a].to < runs[b].to {
-					a++
-				} else {
-					b++
-				}
-			}
+			sets.joinColumns(&cols[k], nb)
 		}
 	}
+	sx, sy := g.unkey(g.grid.sx), g.unkey(g.grid.sy)
+	missing := c.lists[kindIndex(Missing)]
 	for r := range runs {
-		if uf.isOutside(r) {
+		if sets.isOutside(r) {
 			continue
 		}
-		for col := runs[r].from; col <= runs[r].to; col++ {
-			if c.listed[Missing] >= c.opts.MaxPerKind {
-				// Counted, not listed: a hole may be long.
-				c.byKind[Missing] += int(runs[r].to - col + 1)
-				c.truncated = true
-				break
-			}
-			cell := gr.box(col, runs[r].row)
-			c.add(Warning{Path: names.predict(cell, c.tol), Kind: Missing, EPSG: gr.epsg, Box: boxPtr(cell),
-				Detail: fmt.Sprintf("no tile covers the %g m cell at %.2f, %.2f (EPSG:%d), inside the footprint", gr.size, cell[0], cell[1], gr.epsg)})
+		c.found(Missing, int(min(runs[r].to-runs[r].from+1, maxCells)))
+		for row := runs[r].from; row <= runs[r].to && !missing.full(); row++ {
+			cell := g.cellBox(runs[r].col, row)
+			c.offer(Missing, names.predict(cell, g.tol), "", func() Warning {
+				return Warning{EPSG: g.epsg, Box: boxPtr(cell),
+					Detail: fmt.Sprintf("No tile covers the %s x %s m cell at %s, %s (EPSG:%d), enclosed by the delivery's tiles.",
+						num(sx), num(sy), num(cell[0]), num(cell[1]), g.epsg)}
+			})
 		}
 	}
 }
 
-// runSets is a union-find over runs, an outside flag per set.
+// maxCells bounds one run's count: a run is at most 2^41 cells long (the
+// lattice's reach), and counts saturate (see found), but an int64
+// difference of lattice rows must not be taken as more than that.
+const maxCells = 1 << 42
+
+// occupied is the cells the group's tiles occupy, each once, column
+// first: the cell nearest each tile's lower-left corner (a shifted tile
+// occupies the cell it was meant for), and, for a tile larger than a
+// cell, every cell whose centre it covers, so that a mosaic among tiles
+// leaves no false hole. Those extra cells are bounded like the overlap
+// search's (maxCellsPerTile, filedPerTile on average).
+func (g *group) occupied() []cellAt {
+	gr := g.grid
+	out := make([]cellAt, 0, len(g.members))
+	limit := filedPerTile*len(g.members) + 1<<16
+	for _, m := range g.members {
+		col, row, _, _ := gr.nearest(m.key[0], m.key[1])
+		out = append(out, cellAt{col, row})
+		c0, c1 := centresWithin(m.key[0]-gr.ox, m.key[2]-gr.ox, gr.sx)
+		r0, r1 := centresWithin(m.key[1]-gr.oy, m.key[3]-gr.oy, gr.sy)
+		if c1 < c0 || r1 < r0 || c0 == c1 && r0 == r1 {
+			continue // its own cell only, or not even that one's centre
+		}
+		n := (c1 - c0 + 1) * (r1 - r0 + 1)
+		if c1-c0 >= maxCellsPerTile || r1-r0 >= maxCellsPerTile || n > maxCellsPerTile || len(out)+int(n) > limit {
+			continue
+		}
+		for c := c0; c <= c1; c++ {
+			for r := r0; r <= r1; r++ {
+				out = append(out, cellAt{c, r})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b cellAt) int { return cmp.Or(cmp.Compare(a.col, b.col), cmp.Compare(a.row, b.row)) })
+	return slices.Compact(out)
+}
+
+// centresWithin is the first and last cells of size s whose centre lies
+// strictly between lo and hi (lattice units from the grid's origin):
+// 2lo < (2i+1)s < 2hi.
+func centresWithin(lo, hi, s int64) (int64, int64) {
+	return floorDiv(2*lo-s, 2*s) + 1, -floorDiv(s-2*hi, 2*s) - 1
+}
+
+// column is one occupied column: its first and last occupied rows, and
+// its runs.
+type column struct {
+	col            int64
+	first, last    int64
+	runFrom, runTo int // runs[runFrom:runTo]
+}
+
+// columnRuns splits the occupied cells (column first) into columns and
+// the runs of empty cells between their occupied ones.
+func columnRuns(occupied []cellAt) ([]column, []run) {
+	var cols []column
+	var runs []run
+	for start := 0; start < len(occupied); {
+		end := start + 1
+		for end < len(occupied) && occupied[end].col == occupied[start].col {
+			end++
+		}
+		col := column{col: occupied[start].col, first: occupied[start].row, last: occupied[end-1].row, runFrom: len(runs)}
+		for k := start + 1; k < end; k++ {
+			if occupied[k].row > occupied[k-1].row+1 {
+				runs = append(runs, run{col: col.col, from: occupied[k-1].row + 1, to: occupied[k].row - 1, parent: len(runs)})
+			}
+		}
+		col.runTo = len(runs)
+		cols = append(cols, col)
+		start = end
+	}
+	return cols, runs
+}
+
+// runSets is a union-find over runs, with an outside flag per set.
 type runSets struct{ runs []run }
 
-func unionFind(runs []run) *runSets { return &runSets{runs} }
+// joinColumns joins col's runs with the neighbouring column's runs they
+// share a row with; with no occupied neighbour (nb nil), or past its
+// first or last tile, a run reaches the outside.
+func (u *runSets) joinColumns(col, nb *column) {
+	for r := col.runFrom; r < col.runTo; r++ {
+		if nb == nil || u.runs[r].from < nb.first || u.runs[r].to > nb.last {
+			u.markOutside(r)
+		}
+	}
+	if nb == nil {
+		return
+	}
+	a, b := col.runFrom, nb.runFrom
+	for a < col.runTo && b < nb.runTo {
+		if u.runs[a].to >= u.runs[b].from && u.runs[b].to >= u.runs[a].from {
+			u.join(a, b)
+		}
+		if u.runs[a].to < u.runs[b].to {
+			a++
+		} else {
+			b++
+		}
+	}
+}
 
 func (u *runSets) find(i int) int {
 	for u.runs[i].parent != i {

@@ -4,136 +4,114 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"path"
-	"slices"
 	"strconv"
 	"strings"
 )
 
-// Tile names usually encode the tile's place: `…_0651000_6226400.jp2`
-// in metres, `…_6510_62264_…` in hectometres, `…_651_6227_…` in
+// Tile names usually encode the tile's place: `0651000_6226400.jp2` in
+// metres, `PCRS_6510_62264_…` in hectometres, `…-0651-6228-…` in
 // kilometres, from the lower-left or the upper-left corner. The pattern is
-// learned from the delivery itself — which two digit groups, which unit,
-// which corner most names agree with — never from a fixed list.
+// learned from the delivery itself, never from a fixed list: which two
+// digit groups of the name, which unit, which corner and whether the
+// coordinate is floored or rounded most tiles agree with.
 const (
-	maxGroups       = 8  // digit groups read per name
-	maxDigits       = 12 // longer runs are not coordinates
-	nameSample      = 4096
-	minNameVotes    = 3
-	nameMajority    = 0.8
-	minNameCoverage = 0.5 // of the tiles, named with enough groups
+	maxGroups = 10 // digit groups read per name
+	maxDigits = 12 // a longer run is a timestamp, not a coordinate
+	// nameSample tiles, spread over the delivery, choose the pattern:
+	// plenty to tell patterns apart; all tiles then vote on the one
+	// chosen, so the majority below is exact.
+	nameSample = 4096
+	// A pattern is the delivery's when at least minNameVotes tiles, and
+	// at least nameMajorityNum/nameMajorityDenom (80 %) of the tiles whose
+	// names have its digit groups, follow it: a clear majority, so that a
+	// delivery named some other way (a running number, a date) gets no
+	// name_mismatch at all, and a few misnamed tiles do not hide it.
+	minNameVotes      = 3
+	nameMajorityNum   = 4
+	nameMajorityDenom = 5
+	// maxNameCoordinates: a place past it has more digits than a name's
+	// number holds (maxDigits).
+	maxNameCoordinates = 1e12
 )
 
-var units = []float64{1, 10, 100, 1000}
+// units are the name's units tried, in metres: metres, decametres,
+// hectometres, kilometres.
+var units = [...]float64{1, 10, 100, 1000}
 
-// digits is one run of digits in a name.
+// digits is one run of digits in a file name.
 type digits struct {
 	start, end int
 	value      int64
 }
 
-// namePattern is where a delivery's names put X and Y.
-type namePattern struct {
-	ok       bool
-	gx, gy   int
-	unit     float64
-	upper    bool   // Y from the upper edge
-	template string // an agreeing tile's path, to name missing cells
-}
-
-// groupsOf reads the digit runs of a file name without its extension
-// into buf, which it returns resliced: no allocation per tile.
-func groupsOf(name string, buf *[maxGroups]digits) []digits {
-	name = strings.TrimSuffix(name, path.Ext(name))
+// groupsOf reads the digit runs of a file name's stem (no extension) into
+// buf, resliced: no allocation per tile.
+func groupsOf(stem string, buf *[maxGroups]digits) []digits {
 	out := buf[:0]
-	for i := 0; i < len(name) && len(out) < maxGroups; {
-		if name[i] < '0' || name[i] > '9' {
+	for i := 0; i < len(stem) && len(out) < maxGroups; {
+		if !isDigit(stem[i]) {
 			i++
 			continue
 		}
 		j := i
-		for j < len(name) && name[j] >= '0' && name[j] <= '9' {
+		for j < len(stem) && isDigit(stem[j]) {
 			j++
 		}
 		if j-i <= maxDigits {
-			v, err := strconv.ParseInt(name[i:j], 10, 64)
-			if err == nil {
-				out = append(out, digits{i, j, v})
-			}
+			v, _ := strconv.ParseInt(stem[i:j], 10, 64) // 12 digits always fit
+			out = append(out, digits{i, j, v})
 		}
 		i = j
 	}
 	return out
 }
 
-type nameCandidate struct {
-	gx, gy int
-	unit   float64
-	upper  bool
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
+// baseName is a path's file name; stem is it without the extension.
+func baseName(p string) (dir, base, stem string) {
+	i := strings.LastIndexByte(p, '/') + 1
+	dir, base = p[:i], p[i:]
+	stem = base
+	if j := strings.LastIndexByte(base, '.'); j > 0 {
+		stem = base[:j]
+	}
+	return dir, base, stem
 }
 
-// coords are the numbers a name following c gives t's place.
-func (c nameCandidate) coords(b [4]float64, tol float64) (int64, int64, bool) {
+// candidate is one way names may encode a place.
+type candidate struct {
+	gx, gy int  // the digit groups holding X and Y
+	unit   int  // index in units
+	upper  bool // Y from the upper edge (upper-left corner names)
+	round  bool // rounded rather than floored
+}
+
+// coords are the numbers a name following c gives box b; false when a
+// number would be negative or huge (no name holds it).
+func (c candidate) coords(b [4]float64, tol float64) (int64, int64, bool) {
 	y := b[1]
 	if c.upper {
 		y = b[3]
 	}
-	x, yy := math.Floor((b[0]+tol)/c.unit), math.Floor((y+tol)/c.unit)
-	if x < 0 || yy < 0 || x > 1e12 || yy > 1e12 {
+	u := units[c.unit]
+	x, yy := math.Floor((b[0]+tol)/u), math.Floor((y+tol)/u)
+	if c.round {
+		x, yy = math.Round(b[0]/u), math.Round(y/u)
+	}
+	if !(x >= 0 && yy >= 0 && x < maxNameCoordinates && yy < maxNameCoordinates) {
 		return 0, 0, false
 	}
 	return int64(x), int64(yy), true
 }
 
-// learnNames finds the pattern from a sample of the tiles spread over the
-// delivery: enough to tell a pattern, and the check stays linear.
-func learnNames(tiles []Tile, order []int32, tol float64) namePattern {
-	step := max(1, len(order)/nameSample)
-	votes := map[nameCandidate]int{}
-	named := 0
-	sampled := 0
-	var buf [maxGroups]digits
-	for k := 0; k < len(order); k += step {
-		sampled++
-		t := tiles[order[k]]
-		gs := groupsOf(path.Base(t.Path), &buf)
-		if len(gs) < 2 {
-			continue
-		}
-		named++
-		for _, unit := range units {
-			for _, upper := range []bool{false, true} {
-				c := nameCandidate{unit: unit, upper: upper}
-				x, y, ok := c.coords(t.Box, tol)
-				if !ok {
-					continue
-				}
-				for a := range gs {
-					for b := range gs {
-						if a != b && gs[a].value == x && gs[b].value == y {
-							votes[nameCandidate{a, b, unit, upper}]++
-						}
-					}
-				}
-			}
-		}
-	}
-	best, n := nameCandidate{}, 0
-	for c, v := range votes {
-		if v > n || v == n && candidateCmp(c, best) < 0 {
-			best, n = c, v
-		}
-	}
-	if n < minNameVotes || float64(n) < nameMajority*float64(named) || float64(named) < minNameCoverage*float64(sampled) {
-		return namePattern{}
-	}
-	p := namePattern{ok: true, gx: best.gx, gy: best.gy, unit: best.unit, upper: best.upper}
-	p.template = template(tiles, order, step, p, tol)
-	return p
-}
-
-func candidateCmp(a, b nameCandidate) int {
-	return cmp.Or(cmp.Compare(a.unit, b.unit), cmp.Compare(boolInt(a.upper), boolInt(b.upper)), cmp.Compare(a.gx, b.gx), cmp.Compare(a.gy, b.gy))
+// candidateCmp orders candidates on a tie of votes: the finer unit, the
+// lower corner, floored, the earlier groups. Ties happen when several
+// readings are true of every sampled tile (rounding and flooring agree on
+// corners on whole units); any of them then reads the delivery alike.
+func candidateCmp(a, b candidate) int {
+	return cmp.Or(cmp.Compare(a.unit, b.unit), cmp.Compare(boolInt(a.upper), boolInt(b.upper)),
+		cmp.Compare(boolInt(a.round), boolInt(b.round)), cmp.Compare(a.gx, b.gx), cmp.Compare(a.gy, b.gy))
 }
 
 func boolInt(b bool) int {
@@ -143,42 +121,230 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// agrees says whether t's name holds the numbers its header gives, or
-// has not the pattern's digit groups (nothing to say then).
-func (p namePattern) agrees(t Tile, tol float64) bool {
-	var buf [maxGroups]digits
-	gs := groupsOf(path.Base(t.Path), &buf)
-	if !p.ok || len(gs) <= max(p.gx, p.gy) {
-		return true
-	}
-	x, y, ok := nameCandidate{p.gx, p.gy, p.unit, p.upper}.coords(t.Box, tol)
-	return !ok || gs[p.gx].value == x && gs[p.gy].value == y
+// pattern is how a delivery names its tiles; nil when it follows none.
+type pattern struct {
+	candidate
+	// template is an agreeing tile's path, of the most common folder and
+	// extension: missing cells are named after it.
+	template string
 }
 
-// rename is name with the numbers the pattern gives box b, or false when
-// the name has not the pattern's digit groups.
-func (p namePattern) rename(name string, b [4]float64, tol float64) (string, bool) {
+// names learns the delivery's naming pattern and names the tiles whose
+// header places them elsewhere than their name says, with the name they
+// should have. A tile off the grid is judged at the grid cell it stands
+// nearest (see placed): if its name is that cell's, off_grid says all
+// there is to say.
+func (c *checker) names() *pattern {
+	best, ok := c.voteNames()
+	if !ok {
+		return nil
+	}
+	v := c.verify(best)
+	if v.agree < minNameVotes || nameMajorityDenom*v.agree < nameMajorityNum*v.named {
+		return nil
+	}
+	p := &pattern{candidate: best, template: v.template()}
+	for _, i := range c.inOrder(v.disagree) {
+		t := &c.tiles[i]
+		_, base, _ := baseName(t.Path)
+		exp, ok := p.rename(base, c.placed(i), c.groups[c.group[i]].tol)
+		if !ok || exp == base {
+			continue
+		}
+		c.report(NameMismatch, t.Path, "", func() Warning {
+			return Warning{Expected: exp, EPSG: t.EPSG, Box: boxPtr(t.Box),
+				Detail: fmt.Sprintf("Its header places it where the delivery's names say %s.", exp)}
+		})
+	}
+	return p
+}
+
+// placed is tile i's box moved onto its nearest grid cell when it is off
+// the grid (its size kept): where the header would put it without its
+// offset, the place its name was meant for.
+func (c *checker) placed(i int32) [4]float64 {
+	b := c.tiles[i].Box
+	if len(c.offsets) == 0 {
+		return b
+	}
+	if off, ok := c.offsets[i]; ok {
+		b = [4]float64{b[0] - off[0], b[1] - off[1], b[2] - off[0], b[3] - off[1]}
+	}
+	return b
+}
+
+// voteNames picks the candidate most sampled tiles agree with.
+func (c *checker) voteNames() (candidate, bool) {
+	total := 0
+	for _, g := range c.groups {
+		total += len(g.members)
+	}
+	step := max(1, total/nameSample)
+	votes := map[candidate]int{}
 	var buf [maxGroups]digits
-	gs := groupsOf(name, &buf)
-	if !p.ok || len(gs) <= max(p.gx, p.gy) {
+	k := 0
+	for _, g := range c.groups {
+		for _, m := range g.members {
+			if k++; (k-1)%step != 0 {
+				continue
+			}
+			t := &c.tiles[m.tile]
+			_, _, stem := baseName(t.Path)
+			if gs := groupsOf(stem, &buf); len(gs) >= 2 {
+				vote(votes, gs, t.Box, g.tol)
+			}
+		}
+	}
+	var best candidate
+	n := 0
+	for cand, v := range votes {
+		if v > n || v == n && candidateCmp(cand, best) < 0 {
+			best, n = cand, v
+		}
+	}
+	return best, n > 0
+}
+
+// vote adds one to every candidate reading the name's groups as the box.
+func vote(votes map[candidate]int, gs []digits, b [4]float64, tol float64) {
+	for unit := range units {
+		for _, upper := range [2]bool{false, true} {
+			for _, round := range [2]bool{false, true} {
+				c := candidate{unit: unit, upper: upper, round: round}
+				x, y, ok := c.coords(b, tol)
+				if !ok {
+					continue
+				}
+				for a := range gs {
+					if gs[a].value != x {
+						continue
+					}
+					for b := range gs {
+						if a != b && gs[b].value == y {
+							c.gx, c.gy = a, b
+							votes[c]++
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// folderExt is a tile's folder and extension, to pick the template.
+type folderExt struct{ dir, ext string }
+
+// folder is an agreeing folder and extension's tile count and smallest
+// path.
+type folder struct {
+	n     int
+	first string
+}
+
+// verdict is every tile's vote on one candidate.
+type verdict struct {
+	named, agree int // tiles with the candidate's groups; those agreeing
+	disagree     []int32
+	folders      map[folderExt]folder
+	// run counts consecutive agreeing tiles of one folder and extension,
+	// so that a million tiles of one folder cost no map access each.
+	run    folderExt
+	runDir folder
+}
+
+// verify reads every tile's name with cand, in the caller's order (the
+// tiles' memory order: a million names cost no cache miss each); nothing
+// it keeps depends on that order.
+func (c *checker) verify(cand candidate) *verdict {
+	v := &verdict{folders: map[folderExt]folder{}}
+	var buf [maxGroups]digits
+	for i := range c.tiles {
+		if c.group[i] < 0 {
+			continue
+		}
+		t := &c.tiles[i]
+		dir, base, stem := baseName(t.Path)
+		gs := groupsOf(stem, &buf)
+		if len(gs) <= max(cand.gx, cand.gy) {
+			continue
+		}
+		x, y, ok := cand.coords(c.placed(int32(i)), c.groups[c.group[i]].tol)
+		if !ok {
+			continue // a place no name can say: nothing to judge
+		}
+		v.named++
+		if gs[cand.gx].value != x || gs[cand.gy].value != y {
+			v.disagree = append(v.disagree, int32(i))
+			continue
+		}
+		v.agree++
+		v.tally(folderExt{dir, base[len(stem):]}, t.Path)
+	}
+	v.flush()
+	return v
+}
+
+// tally counts an agreeing tile's folder and extension.
+func (v *verdict) tally(key folderExt, path string) {
+	if v.runDir.n == 0 || key != v.run {
+		v.flush()
+		v.run, v.runDir = key, folder{first: path}
+	}
+	v.runDir.n++
+	v.runDir.first = min(v.runDir.first, path)
+}
+
+func (v *verdict) flush() {
+	if v.runDir.n == 0 {
+		return
+	}
+	f, seen := v.folders[v.run]
+	if !seen || v.runDir.first < f.first {
+		f.first = v.runDir.first
+	}
+	f.n += v.runDir.n
+	v.folders[v.run] = f
+	v.runDir = folder{}
+}
+
+// template is the smallest agreeing path of the most common folder and
+// extension (the smallest on a tie), so that a hole among GeoTIFFs is not
+// named after the one JPEG 2000.
+func (v *verdict) template() string {
+	var best folderExt
+	n := 0
+	for key, f := range v.folders {
+		if f.n > n || f.n == n && (key.dir < best.dir || key.dir == best.dir && key.ext < best.ext) {
+			best, n = key, f.n
+		}
+	}
+	return v.folders[best].first
+}
+
+// rename is the file name with the numbers the pattern gives box b, in
+// the same digit counts (zero-padded), or false when the name has not the
+// pattern's digit groups or b no nameable place.
+func (p *pattern) rename(base string, b [4]float64, tol float64) (string, bool) {
+	var buf [maxGroups]digits
+	_, _, stem := baseName(base)
+	gs := groupsOf(stem, &buf)
+	if len(gs) <= max(p.gx, p.gy) {
 		return "", false
 	}
-	x, y, ok := nameCandidate{p.gx, p.gy, p.unit, p.upper}.coords(b, tol)
+	x, y, ok := p.coords(b, tol)
 	if !ok {
 		return "", false
 	}
-	type edit struct {
-		g digits
-		v int64
+	first, second := gs[p.gx], gs[p.gy]
+	fv, sv := x, y
+	if first.start > second.start {
+		first, second, fv, sv = second, first, y, x
 	}
-	edits := []edit{{gs[p.gx], x}, {gs[p.gy], y}}
-	slices.SortFunc(edits, func(a, b edit) int { return cmp.Compare(b.g.start, a.g.start) })
-	for _, e := range edits {
-		name = name[:e.g.start] + pad(e.v, e.g.end-e.g.start) + name[e.g.end:]
-	}
-	return name, true
+	return base[:first.start] + pad(fv, first.end-first.start) + base[first.end:second.start] +
+		pad(sv, second.end-second.start) + base[second.end:], true
 }
 
+// pad writes v with at least width digits: `0651000` stays seven digits.
 func pad(v int64, width int) string {
 	s := strconv.FormatInt(v, 10)
 	if len(s) < width {
@@ -187,73 +353,16 @@ func pad(v int64, width int) string {
 	return s
 }
 
-// names names the tiles whose header places them elsewhere than their
-// name says, when the delivery's names follow a pattern. A tile off the
-// grid is named after the grid cell it stands nearest: if its name is that
-// cell's, off_grid says all there is to say.
-func (c *checker) names(p namePattern, grids map[int]grid) {
-	if !p.ok {
-		return
-	}
-	for _, i := range c.order {
-		t := c.tiles[i]
-		if p.agrees(t, c.opts.Tolerance) {
-			continue
-		}
-		name := path.Base(t.Path)
-		exp, ok := p.rename(name, t.Box, c.opts.Tolerance)
-		if !ok {
-			continue
-		}
-		if gr, learned := grids[t.EPSG]; learned && gr.learned {
-			cell := gr.box(gr.cell(t.Box[0], t.Box[1]))
-			if byCell, ok := p.rename(name, cell, c.opts.Tolerance); ok {
-				if byCell == name {
-					continue
-				}
-				exp = byCell
-			}
-		}
-		c.add(Warning{Path: t.Path, Kind: NameMismatch, Expected: exp, EPSG: t.EPSG, Box: boxPtr(t.Box),
-			Detail: fmt.Sprintf("its header places it where the delivery's names say %s", exp)})
-	}
-}
-
-// predict is the name the pattern gives a cell, in the template's folder.
-func (p namePattern) predict(cell [4]float64, tol float64) string {
-	if !p.ok || p.template == "" {
+// predict is the path the pattern gives a cell, in the template's folder;
+// "" without a pattern.
+func (p *pattern) predict(cell [4]float64, tol float64) string {
+	if p == nil || p.template == "" {
 		return ""
 	}
-	dir, name := path.Split(p.template)
-	n, ok := p.rename(name, cell, tol)
+	dir, base, _ := baseName(p.template)
+	name, ok := p.rename(base, cell, tol)
 	if !ok {
 		return ""
 	}
-	return dir + n
-}
-
-// template is the tile missing cells are named after: an agreeing tile of
-// the most common folder and extension in the sample, so that a hole
-// among JPEG 2000 tiles is not named after the one GeoTIFF.
-func template(tiles []Tile, order []int32, step int, p namePattern, tol float64) string {
-	counts := map[string]int{}
-	first := map[string]string{}
-	for k := 0; k < len(order); k += step {
-		t := tiles[order[k]]
-		if exp, ok := p.rename(path.Base(t.Path), t.Box, tol); !ok || exp != path.Base(t.Path) {
-			continue
-		}
-		key := path.Dir(t.Path) + "|" + path.Ext(t.Path)
-		if counts[key] == 0 {
-			first[key] = t.Path
-		}
-		counts[key]++
-	}
-	best := ""
-	for key, n := range counts {
-		if n > counts[best] || n == counts[best] && key < best {
-			best = key
-		}
-	}
-	return first[best]
+	return dir + name
 }

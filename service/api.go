@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/sftp"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -49,9 +51,11 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /storages", s.listStorages)
 	mux.HandleFunc("GET /storages/{id}", s.getStorage)
 	mux.HandleFunc("POST /storages/{id}/scan", s.admin(s.requestScan))
+	mux.HandleFunc("PATCH /storages/{id}", s.admin(s.patchStorage))
 	mux.HandleFunc("DELETE /storages/{id}", s.admin(s.deleteStorage))
 	mux.HandleFunc("GET /storages/{id}/dalles.geojson", s.output(indexer.DallesFile))
 	mux.HandleFunc("GET /storages/{id}/livrables.geojson", s.output(indexer.LivrablesFile))
+	mux.HandleFunc("GET /storages/{id}/dalles.fgb", s.output(DallesFGBFile)) // the map reads its view by ranges
 	mux.HandleFunc("GET /storages/{id}/report", s.output(indexer.ReportFile))
 	mux.HandleFunc("GET /dalles.geojson", s.serveMerged(indexer.DallesFile))
 	mux.HandleFunc("GET /livrables.geojson", s.serveMerged(indexer.LivrablesFile))
@@ -60,8 +64,13 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
+// apiError is every error answer: a stable code, a sentence for the
+// owner, and the technical detail (secrets removed).
 type apiError struct {
+	Problem
 	Error string `json:"error"`
+	// ID is the storage already registered at the location (409).
+	ID string `json:"id,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -72,8 +81,47 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
+// fail answers an error whose text is its own message, coded after the
+// HTTP status.
 func fail(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, apiError{Error: fmt.Sprintf(format, args...)})
+	text := fmt.Sprintf(format, args...)
+	writeJSON(w, code, apiError{Problem: Problem{Code: statusCode(code), Message: text}, Error: text})
+}
+
+// refuse answers a problem; detail is the technical text, secrets
+// already removed.
+func refuse(w http.ResponseWriter, status int, p Problem, detail string) {
+	writeJSON(w, status, apiError{Problem: p, Error: detail})
+}
+
+// statusCode is the code of an error told by its HTTP status alone.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusBadGateway:
+		return CodeStorageError
+	}
+	return "internal_error"
+}
+
+// invalid answers 400 with a French sentence saying what to change.
+func invalid(w http.ResponseWriter, message string, detail error) {
+	text := message
+	if detail != nil {
+		text = detail.Error()
+	}
+	refuse(w, http.StatusBadRequest, Problem{Code: "invalid_request", Message: message}, text)
 }
 
 // admin lets a call through with "Authorization: Bearer <admin token>"
@@ -116,6 +164,14 @@ type registration struct {
 		Projet   string `json:"projet"`
 		Livrable string `json:"livrable"`
 	} `json:"catalog"`
+	S3Endpoint  string `json:"s3Endpoint"`
+	S3Region    string `json:"s3Region"`
+	S3PathStyle *bool  `json:"s3PathStyle"`
+	// HostKey (the public key, as ssh-keyscan prints it) or
+	// HostKeyFingerprint ("SHA256:…") confirms the SFTP server's host key;
+	// without either, the registration answers 409 with the key presented.
+	HostKey            string `json:"hostKey"`
+	HostKeyFingerprint string `json:"hostKeyFingerprint"`
 }
 
 func (s *Service) register(w http.ResponseWriter, r *http.Request) {
@@ -123,27 +179,26 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&reg); err != nil {
-		fail(w, http.StatusBadRequest, "invalid registration: %v", err)
+		invalid(w, "demande illisible : un objet JSON avec url et, selon le stockage, credentials, s3Endpoint, s3Region, hostKeyFingerprint… (voir /openapi.json).", fmt.Errorf("invalid registration: %v", err))
 		return
 	}
 	interval := s.cfg.DefaultInterval
 	if reg.Interval != "" {
-		d, err := time.ParseDuration(reg.Interval)
-		if err != nil || d < time.Minute {
-			fail(w, http.StatusBadRequest, "interval %q: a duration of at least 1m, such as 24h", reg.Interval)
+		d, ok := parseInterval(w, reg.Interval)
+		if !ok {
 			return
 		}
 		interval = d
 	}
 	if reg.Livrable != nil {
 		if err := reg.Livrable.Validate(); err != nil {
-			fail(w, http.StatusBadRequest, "livrable: %v", err)
+			invalid(w, "attributs du livrable invalides : "+err.Error(), fmt.Errorf("livrable: %v", err))
 			return
 		}
 	}
 	if reg.Catalog != nil {
 		if s.cfg.Catalog == "" {
-			fail(w, http.StatusBadRequest, "catalog: this service has no catalog configured (--catalog)")
+			invalid(w, "ce service n'a pas de catalogue (--catalog) : donnez les attributs dans livrable.", errors.New("catalog: this service has no catalog configured (--catalog)"))
 			return
 		}
 		c, err := catalog.Load(r.Context(), s.cfg.Catalog, nil)
@@ -153,51 +208,44 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 		}
 		attrs, err := c.Attributes(reg.Catalog.Projet, reg.Catalog.Livrable)
 		if err != nil {
-			fail(w, http.StatusBadRequest, "catalog: %v", err)
+			invalid(w, "livrable absent du catalogue : "+err.Error(), fmt.Errorf("catalog: %v", err))
 			return
 		}
 		reg.Livrable = livrable.Merge(attrs, reg.Livrable)
 	}
 	u, err := storage.ParseLocation(reg.URL)
 	if err != nil || reg.URL == "" || !strings.Contains(reg.URL, "://") {
-		fail(w, http.StatusBadRequest, "url: a storage URL (https://, s3://, sftp://, ftp://) is required")
+		invalid(w, "url : l'adresse d'un stockage (https://, s3://, sftp://, ftp://) est requise.", errors.New("url: a storage URL (https://, s3://, sftp://, ftp://) is required"))
 		return
 	}
-	if err := s.checkLocation(r.Context(), u); err != nil {
-		fail(w, http.StatusBadRequest, "%v", err)
+	settings := Settings{S3Endpoint: reg.S3Endpoint, S3Region: reg.S3Region, S3PathStyle: reg.S3PathStyle}
+	if !s.settle(w, u.Scheme, &settings, &reg.HostKey, &reg.HostKeyFingerprint) {
 		return
 	}
 	if !reg.Credentials.empty() && s.sealer == nil {
-		fail(w, http.StatusBadRequest, "credentials: %v", ErrNoSecretKey)
+		invalid(w, "ce service ne peut pas garder d'identifiants : il n'a pas de clé de chiffrement (--secret-key-file ou "+SecretKeyEnv+").", fmt.Errorf("credentials: %w", ErrNoSecretKey))
 		return
 	}
-	rec := Record{URL: reg.URL, Name: reg.Name, Credentials: reg.Credentials, Livrable: reg.Livrable, Interval: interval, Created: time.Now().UTC()}
-	scrub := scrubber(rec)
+	rec := Record{URL: reg.URL, Name: reg.Name, Credentials: reg.Credentials, Settings: settings, Livrable: reg.Livrable, Interval: interval, Created: time.Now().UTC()}
+	if _, err := s.checkStorage(r.Context(), rec); err != nil {
+		refuse(w, http.StatusBadRequest, s.explain(err, rec), scrubber(rec)(err.Error()))
+		return
+	}
 	if rec.Name == "" && rec.Livrable != nil {
 		rec.Name = rec.Livrable.Nom
 	}
 	if rec.Name == "" {
 		rec.Name = strings.TrimPrefix(shown(u.Scheme+"://"+u.Host+u.Path), u.Scheme+"://")
 	}
-	// The storage is checked by connecting and listing its root once.
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	st, err := s.openComposed(ctx, rec, u.Scheme)
-	if err == nil {
-		_, err = st.List(ctx, "")
-		st.Close()
-	}
-	if err != nil {
-		fail(w, http.StatusUnprocessableEntity, "cannot reach the storage: %v", scrub(err.Error()))
+	if !s.unique(w, rec) {
 		return
 	}
-	s.registerMu.Lock()
-	defer s.registerMu.Unlock()
-	if existing, err := s.registered(rec.URL); err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
+	if !s.probe(r.Context(), w, rec) {
 		return
-	} else if existing != "" {
-		writeJSON(w, http.StatusConflict, map[string]string{"error": "this location is already registered", "id": existing})
+	}
+	s.recordsMu.Lock()
+	defer s.recordsMu.Unlock()
+	if !s.unique(w, rec) {
 		return
 	}
 	id := make([]byte, 8)
@@ -212,42 +260,327 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]string{"id": rec.ID})
 }
 
-// registered is the id of the storage already registered at location,
-// whatever its credentials, letter case of the host or trailing slash.
-func (s *Service) registered(location string) (string, error) {
+// parseInterval reads a rescan interval, answering 400 when it is not one.
+func parseInterval(w http.ResponseWriter, given string) (time.Duration, bool) {
+	d, err := time.ParseDuration(given)
+	if err != nil || d < time.Minute {
+		invalid(w, fmt.Sprintf("intervalle %q : une durée d'au moins 1m, comme 24h ou 30m.", given), fmt.Errorf("interval %q: a duration of at least 1m, such as 24h", given))
+		return 0, false
+	}
+	return d, true
+}
+
+// settle checks settings for a storage of scheme and normalises them: the
+// S3 endpoint, and the host key given (key or fingerprint) as its
+// fingerprint. It answers 400 and returns false when they do not fit.
+func (s *Service) settle(w http.ResponseWriter, scheme string, st *Settings, hostKey, fingerprint *string) bool {
+	if scheme != "s3" && (st.S3Endpoint != "" || st.S3Region != "" || st.S3PathStyle != nil) {
+		invalid(w, "s3Endpoint, s3Region et s3PathStyle ne valent que pour un stockage s3://.", nil)
+		return false
+	}
+	if scheme != "sftp" && (*hostKey != "" || *fingerprint != "") {
+		invalid(w, "hostKey et hostKeyFingerprint ne valent que pour un stockage sftp://.", nil)
+		return false
+	}
+	if st.S3Endpoint != "" {
+		e, err := url.Parse(st.S3Endpoint)
+		if err != nil || (e.Scheme != "https" && e.Scheme != "http") || e.Host == "" || e.User != nil || e.RawQuery != "" || e.Fragment != "" {
+			invalid(w, fmt.Sprintf("s3Endpoint %q : donnez l'adresse du point d'accès S3, https://hôte[:port], sans identifiant ni paramètre (les clés vont dans credentials).", storage.Redact(st.S3Endpoint)), nil)
+			return false
+		}
+		st.S3Endpoint = strings.TrimRight(e.Scheme+"://"+e.Host+e.Path, "/")
+	}
+	var fromKey string
+	if *hostKey != "" {
+		fp, _, err := sftp.HostKeyFingerprint(*hostKey)
+		if err != nil {
+			refuse(w, http.StatusBadRequest, s.explain(err, Record{}), err.Error())
+			return false
+		}
+		fromKey = fp
+	}
+	if *fingerprint != "" {
+		fp, _, err := sftp.HostKeyFingerprint(*fingerprint)
+		if err != nil {
+			refuse(w, http.StatusBadRequest, s.explain(err, Record{}), err.Error())
+			return false
+		}
+		if fromKey != "" && fp != fromKey {
+			invalid(w, fmt.Sprintf("hostKey (empreinte %s) et hostKeyFingerprint (%s) ne désignent pas la même clé : n'en donnez qu'une.", fromKey, fp), nil)
+			return false
+		}
+		fromKey = fp
+	}
+	if fromKey != "" {
+		st.HostKeyFingerprint = fromKey
+	}
+	return true
+}
+
+// probe checks that rec's storage answers by connecting and listing its
+// root once; when it does not, it answers with the problem (409 for a
+// host key to confirm, else 422) and returns false.
+func (s *Service) probe(ctx context.Context, w http.ResponseWriter, rec Record) bool {
+	u, err := storage.ParseLocation(rec.URL)
+	if err != nil {
+		invalid(w, "url illisible.", err)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := s.openComposed(ctx, rec, u.Scheme)
+	if err == nil {
+		_, err = st.List(ctx, "")
+		st.Close()
+	}
+	if err == nil {
+		return true
+	}
+	p := s.explain(err, rec)
+	status := http.StatusUnprocessableEntity
+	if p.Code == CodeHostKeyUnconfirmed {
+		status = http.StatusConflict
+	}
+	refuse(w, status, p, "cannot reach the storage: "+scrubber(rec)(err.Error()))
+	return false
+}
+
+// unique answers 409 with the existing storage's id, and returns false,
+// when another storage than rec is registered at rec's location.
+func (s *Service) unique(w http.ResponseWriter, rec Record) bool {
 	records, err := s.list()
 	if err != nil {
-		return "", err
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return false
 	}
-	want := sameKey(location)
-	for _, r := range records {
-		if sameKey(r.URL) == want {
-			return r.ID, nil
+	want := s.locationKey(rec)
+	for _, other := range records {
+		if other.ID != rec.ID && s.locationKey(other) == want {
+			writeJSON(w, http.StatusConflict, apiError{ID: other.ID, Error: "this location is already registered",
+				Problem: Problem{Code: CodeDuplicate, Message: fmt.Sprintf("cet emplacement est déjà enregistré, sous l'identifiant %s : changez ses réglages ou ses identifiants par PATCH /storages/%s plutôt que de l'enregistrer une seconde fois.", other.ID, other.ID)}})
+			return false
 		}
 	}
-	return "", nil
+	return true
 }
 
-// sameKey is a location reduced to what names the data: scheme, host and
-// path, without credentials, query or trailing slash.
-func sameKey(location string) string {
-	u, err := url.Parse(location)
+// defaultPorts are the ports a location may leave out.
+var defaultPorts = map[string]string{"http": "80", "https": "443", "sftp": "22", "ftp": "21"}
+
+// locationKey is r's location reduced to what names the data, as shown
+// (no credentials, query or fragment), normalised: scheme and host in
+// lower case, default port and trailing slash left out. An S3 bucket is
+// named with its store: the same bucket name on two stores is two
+// storages.
+func (s *Service) locationKey(r Record) string {
+	u, err := url.Parse(shown(r.URL))
 	if err != nil || u.Scheme == "" {
-		return strings.TrimRight(location, "/")
+		return strings.TrimRight(r.URL, "/")
 	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + "/" + strings.Trim(path.Clean("/"+u.Path), "/")
+	scheme := strings.ToLower(u.Scheme)
+	p := strings.Trim(path.Clean("/"+u.Path), "/")
+	if scheme == "s3" {
+		return "s3://" + hostPortKey(s.s3Endpoint(r), "") + "/" + u.Host + "/" + p
+	}
+	return scheme + "://" + hostPortKey(u.Host, scheme) + "/" + p
 }
 
-// view is a storage as the API shows it: never its credentials.
+// hostPortKey is host[:port] (or an endpoint URL) in lower case without its
+// default port; "" is AWS's S3.
+func hostPortKey(hostport, scheme string) string {
+	if strings.Contains(hostport, "://") {
+		e, err := url.Parse(hostport)
+		if err != nil {
+			return strings.ToLower(hostport)
+		}
+		return strings.ToLower(e.Scheme) + "://" + hostPortKey(e.Host, strings.ToLower(e.Scheme)) + strings.TrimRight(e.Path, "/")
+	}
+	if hostport == "" {
+		return "aws"
+	}
+	h := &url.URL{Host: hostport}
+	host, port := strings.ToLower(h.Hostname()), h.Port()
+	if port == "" || port == defaultPorts[scheme] {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// patch is a PATCH /storages/{id} body: what is given replaces what the
+// storage had, "" clears a text; what is left out stays.
+type patch struct {
+	URL         *string              `json:"url"` // refused unless unchanged: a location is a storage
+	Name        *string              `json:"name"`
+	Interval    *string              `json:"interval"`
+	Livrable    *livrable.Attributes `json:"livrable"`
+	Credentials *struct {
+		Password       *string `json:"password"`
+		S3AccessKey    *string `json:"s3AccessKey"`
+		S3SecretKey    *string `json:"s3SecretKey"`
+		SFTPPrivateKey *string `json:"sftpPrivateKey"`
+		SFTPPassphrase *string `json:"sftpPassphrase"`
+	} `json:"credentials"`
+	S3Endpoint         *string `json:"s3Endpoint"`
+	S3Region           *string `json:"s3Region"`
+	S3PathStyle        *bool   `json:"s3PathStyle"`
+	HostKey            *string `json:"hostKey"`
+	HostKeyFingerprint *string `json:"hostKeyFingerprint"`
+}
+
+// apply changes rec as p says; settings are rec's, checked and
+// normalised by the caller.
+func (p patch) apply(rec *Record, settings Settings, interval time.Duration) {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&rec.Name, p.Name)
+	if p.Interval != nil {
+		rec.Interval = interval
+		if rec.NextScan.After(time.Now().Add(interval)) {
+			rec.NextScan = time.Now().Add(interval)
+		}
+	}
+	if p.Livrable != nil {
+		rec.Livrable = p.Livrable
+	}
+	if c := p.Credentials; c != nil {
+		set(&rec.Credentials.Password, c.Password)
+		set(&rec.Credentials.S3AccessKey, c.S3AccessKey)
+		set(&rec.Credentials.S3SecretKey, c.S3SecretKey)
+		set(&rec.Credentials.SFTPPrivateKey, c.SFTPPrivateKey)
+		set(&rec.Credentials.SFTPPassphrase, c.SFTPPassphrase)
+	}
+	rec.Settings = settings
+}
+
+// patchStorage changes a storage's credentials and settings, never its
+// location, keeping its state and outputs: the next scan reuses what did
+// not change. New credentials or settings are checked by connecting
+// first, and the storage is queued for a scan with them.
+func (s *Service) patchStorage(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.record(w, r)
+	if !ok {
+		return
+	}
+	var p patch
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		invalid(w, "demande illisible : un objet JSON avec les seuls champs à changer (credentials, s3Endpoint, s3Region, s3PathStyle, hostKeyFingerprint, name, interval, livrable).", fmt.Errorf("invalid change: %v", err))
+		return
+	}
+	if p.URL != nil && *p.URL != rec.URL {
+		refuse(w, http.StatusBadRequest, Problem{Code: "location_immutable", Message: "l'emplacement d'un stockage ne change pas : enregistrez le nouvel emplacement (POST /storages), puis supprimez celui-ci."}, "the location of a storage cannot change")
+		return
+	}
+	var interval time.Duration
+	if p.Interval != nil {
+		if interval, ok = parseInterval(w, *p.Interval); !ok {
+			return
+		}
+	}
+	if p.Livrable != nil {
+		if err := p.Livrable.Validate(); err != nil {
+			invalid(w, "attributs du livrable invalides : "+err.Error(), fmt.Errorf("livrable: %v", err))
+			return
+		}
+	}
+	u, err := storage.ParseLocation(rec.URL)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	settings := rec.Settings
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&settings.S3Endpoint, p.S3Endpoint)
+	set(&settings.S3Region, p.S3Region)
+	if p.S3PathStyle != nil {
+		settings.S3PathStyle = p.S3PathStyle
+	}
+	var hostKey, fingerprint string
+	set(&hostKey, p.HostKey)
+	set(&fingerprint, p.HostKeyFingerprint)
+	if !s.settle(w, u.Scheme, &settings, &hostKey, &fingerprint) {
+		return
+	}
+	next := *rec
+	p.apply(&next, settings, interval)
+	if !next.Credentials.empty() && s.sealer == nil {
+		invalid(w, "ce service ne peut pas garder d'identifiants : il n'a pas de clé de chiffrement (--secret-key-file ou "+SecretKeyEnv+").", fmt.Errorf("credentials: %w", ErrNoSecretKey))
+		return
+	}
+	reach := next.Credentials != rec.Credentials || !sameSettings(next.Settings, rec.Settings)
+	if reach {
+		if _, err := s.checkStorage(r.Context(), next); err != nil {
+			refuse(w, http.StatusBadRequest, s.explain(err, next), scrubber(next)(err.Error()))
+			return
+		}
+		if !s.unique(w, next) || !s.probe(r.Context(), w, next) {
+			return
+		}
+	}
+	s.recordsMu.Lock()
+	cur, err := s.get(rec.ID)
+	if errors.Is(err, errNotFound) {
+		s.recordsMu.Unlock()
+		fail(w, http.StatusNotFound, "no storage %q", rec.ID)
+		return
+	}
+	if err == nil {
+		// Applied again to the record as it is now: a scan may have ended
+		// meanwhile, and its outcome stays.
+		p.apply(cur, settings, interval)
+		if reach && !s.unique(w, *cur) {
+			s.recordsMu.Unlock()
+			return
+		}
+		err = s.put(cur)
+	}
+	s.recordsMu.Unlock()
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "storing: %v", err)
+		return
+	}
+	s.log.Info("storage changed", "storage", cur.ID, "credentials", next.Credentials != rec.Credentials, "settings", !sameSettings(next.Settings, rec.Settings))
+	if reach {
+		s.queue(cur.ID)
+	}
+	writeJSON(w, http.StatusOK, s.view(*cur))
+}
+
+func sameSettings(a, b Settings) bool {
+	pathStyle := func(p *bool) string {
+		if p == nil {
+			return "unset"
+		}
+		return strconv.FormatBool(*p)
+	}
+	return a.S3Endpoint == b.S3Endpoint && a.S3Region == b.S3Region && a.HostKeyFingerprint == b.HostKeyFingerprint && pathStyle(a.S3PathStyle) == pathStyle(b.S3PathStyle)
+}
+
+// view is a storage as the API shows it: never its credentials' values.
 type view struct {
-	ID          string     `json:"id"`
-	URL         string     `json:"url"`
-	Name        string     `json:"name"`
-	Interval    string     `json:"interval"`
+	ID       string `json:"id"`
+	URL      string `json:"url"`
+	Name     string `json:"name"`
+	Interval string `json:"interval"`
+	Settings
+	// Credentials names the credentials the storage has, never their values.
+	Credentials []string   `json:"credentialsSet"`
 	Status      string     `json:"status"`
 	Progress    *liveView  `json:"progress,omitempty"`
 	LastSuccess *time.Time `json:"lastSuccessfulScan"`
 	LastError   *string    `json:"lastError"`
+	LastProblem *Problem   `json:"lastProblem"`
 	LastCounts  *Counts    `json:"lastCounts"`
 	NextScan    time.Time  `json:"nextScan"`
 }
@@ -258,11 +591,17 @@ type liveView struct {
 }
 
 func (s *Service) view(r Record) view {
-	v := view{ID: r.ID, URL: shown(r.URL), Name: r.Name, Interval: r.Interval.String(), Status: "idle",
+	v := view{ID: r.ID, URL: shown(r.URL), Name: r.Name, Interval: r.Interval.String(), Settings: r.Settings, Credentials: r.Credentials.names(), Status: "idle",
 		LastSuccess: r.LastSuccess, LastCounts: r.LastCounts, NextScan: r.NextScan}
 	if r.LastError != "" {
-		e := scrubber(r)(r.LastError)
+		scrub := scrubber(r)
+		e := scrub(r.LastError)
 		v.LastError = &e
+		if r.LastProblem != nil {
+			p := *r.LastProblem
+			p.Message = scrub(p.Message)
+			v.LastProblem = &p
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -323,7 +662,10 @@ func (s *Service) deleteStorage(w http.ResponseWriter, r *http.Request) {
 	// The scan goes first: once it has ended nothing writes the
 	// storage's state or outputs, and none starts again.
 	s.stop(rec.ID)
-	if err := s.storages.Delete(rec.ID); err != nil {
+	s.recordsMu.Lock()
+	err := s.storages.Delete(rec.ID)
+	s.recordsMu.Unlock()
+	if err != nil {
 		fail(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
@@ -411,8 +753,12 @@ func matchesETag(header, etag string) bool {
 }
 
 func contentType(name string) string {
-	if strings.HasSuffix(name, ".geojson") {
+	switch {
+	case strings.HasSuffix(name, ".geojson"):
 		return "application/geo+json"
+	case strings.HasSuffix(name, ".fgb"):
+		// FlatGeobuf has no registered media type.
+		return "application/octet-stream"
 	}
 	return "application/json"
 }
@@ -445,13 +791,13 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	u, err := storage.ParseLocation(rec.URL)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", scrubber(*rec)(err.Error()))
+	u, err := s.checkStorage(r.Context(), *rec)
+	if errors.Is(err, ErrRefused) {
+		refuse(w, http.StatusForbidden, s.explain(err, *rec), err.Error())
 		return
 	}
-	if err := s.checkLocation(r.Context(), u); err != nil {
-		fail(w, http.StatusForbidden, "%v", err)
+	if err != nil {
+		fail(w, http.StatusBadGateway, "%v", scrubber(*rec)(err.Error()))
 		return
 	}
 	if u.Scheme == "file" {
@@ -462,7 +808,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.openComposed(r.Context(), *rec, u.Scheme)
 	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", scrubber(*rec)(err.Error()))
+		refuse(w, http.StatusBadGateway, s.explain(err, *rec), scrubber(*rec)(err.Error()))
 		return
 	}
 	defer st.Close()

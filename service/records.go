@@ -15,6 +15,23 @@ type stored struct {
 
 func (c Credentials) empty() bool { return c == Credentials{} }
 
+// names are the JSON names of the credentials set, for the API to say
+// which a storage has without their values.
+func (c Credentials) names() []string {
+	out := []string{}
+	for _, f := range []struct {
+		name, value string
+	}{
+		{"password", c.Password}, {"s3AccessKey", c.S3AccessKey}, {"s3SecretKey", c.S3SecretKey},
+		{"sftpPrivateKey", c.SFTPPrivateKey}, {"sftpPassphrase", c.SFTPPassphrase},
+	} {
+		if f.value != "" {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 func (s *Service) put(r *Record) error {
 	st := stored{Record: *r}
 	if !r.Credentials.empty() {

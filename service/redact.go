@@ -54,6 +54,8 @@ func scrubber(r Record) func(string) string {
 	add(r.Credentials.Password)
 	add(r.Credentials.S3AccessKey)
 	add(r.Credentials.S3SecretKey)
+	add(r.Credentials.SFTPPrivateKey)
+	add(r.Credentials.SFTPPassphrase)
 	if _, rest, ok := strings.Cut(r.URL, "://"); ok {
 		rest, _, _ = strings.Cut(rest, "#")
 		rest, query, _ := strings.Cut(rest, "?")

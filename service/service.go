@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,13 +30,15 @@ type Config struct {
 	AdminToken           string // empty: admin calls disabled
 	AllowPrivateNetworks bool
 	AllowFileStorages    bool
-	S3Endpoint           string
+	// S3Endpoint is the endpoint of s3:// storages registered without
+	// their own (Settings.S3Endpoint); "": AWS.
+	S3Endpoint string
 	// Catalog is the folder or base URL of the PCRS CSV exports, for
 	// registrations naming a projet/livrable pair.
 	Catalog string
-	// Basemap is an optional XYZ tile URL template for the map page; the
-	// page works without one.
-	Basemap string
+	// Basemaps are the map page's background layers (see ParseBasemap and
+	// DefaultBasemaps); none: the page draws on a plain background.
+	Basemaps []Basemap
 	// MaxScans bounds scans running at once; each has Concurrency workers.
 	MaxScans    int
 	Concurrency int
@@ -64,6 +68,28 @@ type Credentials struct {
 	Password    string `json:"password,omitempty"`
 	S3AccessKey string `json:"s3AccessKey,omitempty"`
 	S3SecretKey string `json:"s3SecretKey,omitempty"`
+	// SFTPPrivateKey is a private key (PEM or OpenSSH format), offered
+	// instead of the password; SFTPPassphrase decrypts it.
+	SFTPPrivateKey string `json:"sftpPrivateKey,omitempty"`
+	SFTPPassphrase string `json:"sftpPassphrase,omitempty"`
+}
+
+// Settings are how a storage is reached besides its secrets: shown by the
+// API, changed by PATCH without losing the storage's state or outputs.
+type Settings struct {
+	// S3Endpoint is the storage's S3 store (https://s3.example.fr); "":
+	// the service's Config.S3Endpoint, or AWS.
+	S3Endpoint string `json:"s3Endpoint,omitempty"`
+	// S3Region is the bucket's region; "": us-east-1, which most
+	// S3-compatible stores accept.
+	S3Region string `json:"s3Region,omitempty"`
+	// S3PathStyle puts the bucket in the path rather than the host name;
+	// unset: whenever an endpoint is set.
+	S3PathStyle *bool `json:"s3PathStyle,omitempty"`
+	// HostKeyFingerprint is the SFTP server's host key as the owner
+	// confirmed it ("SHA256:…", as ssh-keygen -l prints it); any other key
+	// is refused.
+	HostKeyFingerprint string `json:"hostKeyFingerprint,omitempty"`
 }
 
 // Counts are a scan's counts, as report.json has them.
@@ -71,10 +97,11 @@ type Counts = indexer.Counts
 
 // Record is a registered storage, as stored.
 type Record struct {
-	ID          string               `json:"id"`
-	URL         string               `json:"url"`
-	Name        string               `json:"name"`
-	Credentials Credentials          `json:"-"` // stored sealed: see stored
+	ID          string      `json:"id"`
+	URL         string      `json:"url"`
+	Name        string      `json:"name"`
+	Credentials Credentials `json:"-"` // stored sealed: see stored
+	Settings
 	Livrable    *livrable.Attributes `json:"livrable,omitempty"`
 	Interval    time.Duration        `json:"interval"`
 	Created     time.Time            `json:"created"`
@@ -82,7 +109,10 @@ type Record struct {
 	LastSuccess *time.Time           `json:"lastSuccessfulScan"`
 	LastAttempt *time.Time           `json:"lastScan,omitempty"`
 	LastError   string               `json:"lastError"`
-	LastCounts  *Counts              `json:"lastCounts"`
+	// LastProblem is LastError explained: a stable code and a French
+	// sentence saying what the owner must change.
+	LastProblem *Problem `json:"lastProblem,omitempty"`
+	LastCounts  *Counts  `json:"lastCounts"`
 }
 
 // Service runs scans and answers the API.
@@ -98,14 +128,16 @@ type Service struct {
 	sem      chan struct{}
 	wake     chan struct{}
 
-	// register serialises the duplicate check with the record it guards.
-	registerMu sync.Mutex
-	mu         sync.Mutex
-	running    map[string]*run      // storage id → its running scan
-	queued     map[string]time.Time // storage id → when a scan was asked for
-	deleted    map[string]bool      // never scanned again, whatever a list says
-	wg         sync.WaitGroup
-	stopping   bool
+	// recordsMu serialises the read-modify-writes of records: the
+	// duplicate check with the record it guards, a PATCH, a scan's outcome,
+	// a deletion.
+	recordsMu sync.Mutex
+	mu        sync.Mutex
+	running   map[string]*run      // storage id → its running scan
+	queued    map[string]time.Time // storage id → when a scan was asked for
+	deleted   map[string]bool      // never scanned again, whatever a list says
+	wg        sync.WaitGroup
+	stopping  bool
 
 	merged mergedOutputs
 
@@ -375,6 +407,12 @@ func (s *Service) scan(ctx context.Context, r Record, p *progress) {
 	}
 	finished := time.Now()
 	s.metrics.ScanFinished(r.ID, indexer.Outcome(err), started, finished, report)
+	if err != nil {
+		log.Error("scan failed", "error", err)
+	}
+	// The record as it is now: a PATCH may have changed it meanwhile.
+	s.recordsMu.Lock()
+	defer s.recordsMu.Unlock()
 	cur, gerr := s.get(r.ID)
 	if gerr != nil {
 		return // deleted meanwhile
@@ -383,11 +421,11 @@ func (s *Service) scan(ctx context.Context, r Record, p *progress) {
 	attempt := finished.UTC()
 	cur.LastAttempt = &attempt
 	if err != nil {
-		cur.LastError = scrub(err.Error())
-		log.Error("scan failed", "error", err)
+		p := s.explain(err, r)
+		cur.LastError, cur.LastProblem = scrub(err.Error()), &p
 	} else {
 		now := time.Now().UTC()
-		cur.LastSuccess, cur.LastError = &now, ""
+		cur.LastSuccess, cur.LastError, cur.LastProblem = &now, "", nil
 	}
 	if c := p.counts(); c != nil {
 		cur.LastCounts = c
@@ -400,11 +438,8 @@ func (s *Service) scan(ctx context.Context, r Record, p *progress) {
 // scanOnce scans r and publishes its outputs; the report is nil when the
 // scan produced none.
 func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog.Logger) (*indexer.Report, error) {
-	u, err := storage.ParseLocation(r.URL)
+	u, err := s.checkStorage(ctx, r)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.checkLocation(ctx, u); err != nil {
 		return nil, err
 	}
 	st, err := s.open(ctx, r)
@@ -416,6 +451,7 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 		Storage: st, Location: shown(r.URL), Backend: u.Scheme, Name: r.Name, Attributes: r.Livrable,
 		Concurrency: s.cfg.Concurrency, MaxObjects: s.cfg.MaxObjects, MaxFolders: s.cfg.MaxFolders, Timeout: s.cfg.ScanTimeout, State: s.store.Namespace("objects:" + r.ID),
 		Logger: log, Progress: p, Metrics: s.metrics,
+		Formats: scanFormats, // dalles.fgb: the map fetches its view by HTTP ranges
 	})
 	if res != nil {
 		defer res.Close()
@@ -453,18 +489,59 @@ func scrubReport(r *indexer.Report, scrub func(string) string) {
 	}
 }
 
-// options are what a backend needs for r: the dial-time guard, and S3
-// settings from the service's configuration and the record only, never
-// from the process environment.
+// options are what a backend needs for r: the dial-time guard, and
+// settings from the record and the service's configuration only, never
+// from the process environment or the service user's files.
 func (s *Service) options(r Record) storage.Options {
+	endpoint := s.s3Endpoint(r)
+	pathStyle := endpoint != ""
+	if r.S3PathStyle != nil {
+		pathStyle = *r.S3PathStyle
+	}
 	return storage.Options{
 		Guard: s.guard, Isolated: true,
 		Password:    r.Credentials.Password,
-		S3Endpoint:  s.cfg.S3Endpoint,
-		S3PathStyle: s.cfg.S3Endpoint != "",
+		S3Endpoint:  endpoint,
+		S3Region:    r.S3Region,
+		S3PathStyle: pathStyle,
 		S3AccessKey: r.Credentials.S3AccessKey, S3SecretKey: r.Credentials.S3SecretKey,
-		// SFTP host keys are checked against the service user's known_hosts.
+		SFTPPrivateKey: r.Credentials.SFTPPrivateKey, SFTPKeyPassphrase: r.Credentials.SFTPPassphrase,
+		// Isolated and without a confirmed key, the SFTP backend refuses
+		// the server's key, naming it for the owner to confirm: the service
+		// never reads its user's known_hosts.
+		SFTPHostKey: r.HostKeyFingerprint,
 	}
+}
+
+// s3Endpoint is r's S3 endpoint: its own, else the service's.
+func (s *Service) s3Endpoint(r Record) string {
+	if r.S3Endpoint != "" {
+		return r.S3Endpoint
+	}
+	return s.cfg.S3Endpoint
+}
+
+// checkStorage parses r's location and refuses it early, like
+// checkLocation, the S3 endpoint being r's own when it has one.
+func (s *Service) checkStorage(ctx context.Context, r Record) (*url.URL, error) {
+	u, err := storage.ParseLocation(r.URL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "s3" || r.S3Endpoint == "" {
+		return u, s.checkLocation(ctx, u)
+	}
+	eu, err := url.Parse(r.S3Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("%w: S3 endpoint: %v", ErrRefused, err)
+	}
+	if err := s.guard.CheckHost(ctx, eu.Hostname()); err != nil {
+		if errors.Is(err, netguard.ErrRefused) {
+			return nil, fmt.Errorf("%w: %v (--allow-private-networks)", ErrRefused, err)
+		}
+		return nil, err
+	}
+	return u, nil
 }
 
 // openComposed opens r's storage for the registration probe and

@@ -26,9 +26,20 @@ type Options struct {
 	// "" means us-east-1 when nothing else says.
 	S3Region string
 
-	SFTPKey                   string
+	SFTPKey                   string // a private key file
 	SFTPKnownHosts            string
 	SFTPInsecureIgnoreHostKey bool
+	// SFTPPrivateKey is a private key's content (PEM or OpenSSH), for a
+	// caller holding the key rather than a file (the service).
+	SFTPPrivateKey string
+	// SFTPKeyPassphrase decrypts SFTPKey or SFTPPrivateKey; "" falls back
+	// to Password.
+	SFTPKeyPassphrase string
+	// SFTPHostKey pins the SFTP server's host key: its SHA256 fingerprint
+	// ("SHA256:…", as ssh-keygen -l prints it) or the public key itself
+	// (an authorized_keys or known_hosts line). known_hosts is then not
+	// read.
+	SFTPHostKey string
 
 	// Guard, when set, checks every address a backend connects to (HTTP
 	// and its redirects, S3, SFTP, FTP control and data connections) at
@@ -41,7 +52,9 @@ type Options struct {
 	// and the shared AWS configuration: endpoint, region and keys come only
 	// from these options (no AWS_ENDPOINT_URL*, no credential chain, no
 	// instance metadata, no HTTPS_PROXY), and the access is anonymous
-	// without keys. The SFTP backend does not use the SSH agent.
+	// without keys. The SFTP backend does not use the SSH agent nor
+	// known_hosts: without SFTPHostKey, the host key the server presents is
+	// refused with an error naming its fingerprint, for the owner to confirm.
 	Isolated bool
 }
 

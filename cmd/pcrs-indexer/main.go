@@ -156,7 +156,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	concurrency := fs.Int("concurrency", indexer.DefaultConcurrency, "tiles read at once per scan")
 	s3Endpoint := fs.String("s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "S3 endpoint URL for s3:// storages")
 	catalogLoc := fs.String("catalog", "", "folder or base URL of the PCRS CSV exports, for registrations naming a projet/livrable pair")
-	basemap := fs.String("basemap", "", "XYZ tile URL template drawn under the map's footprints (none by default)")
+	var basemaps service.BasemapFlag
+	fs.Var(&basemaps, "basemap", "map background layer NAME=URL_TEMPLATE ({z}/{x}/{y}; a WMTS KVP GetTile URL too), repeatable; none: no background (default: IGN Géoplateforme Plan IGN v2 and orthophotos)")
 	secretKeyFile := fs.String("secret-key-file", "", "file holding the key that encrypts stored credentials (base64 of 32 bytes; default $"+service.SecretKeyEnv+")")
 	resetState := fs.Bool("reset-state", false, "move a damaged state file aside and start empty (storages must be registered again)")
 	positional, err := c.parse(args, stdout)
@@ -176,7 +177,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	cfg := service.Config{
 		DataDir: *data, AdminToken: os.Getenv("PCRS_INDEXER_ADMIN_TOKEN"), SecretKey: key,
-		AllowPrivateNetworks: *allowPrivate, AllowFileStorages: *allowFile, S3Endpoint: *s3Endpoint, Basemap: *basemap, Catalog: *catalogLoc,
+		AllowPrivateNetworks: *allowPrivate, AllowFileStorages: *allowFile, S3Endpoint: *s3Endpoint, Basemaps: basemaps.Basemaps(), Catalog: *catalogLoc,
 		MaxScans: *maxScans, Concurrency: *concurrency,
 		Registry: backends.Registry(), Registerer: reg, Gatherer: reg, Logger: log,
 	}

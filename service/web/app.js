@@ -1,18 +1,18 @@
-// The service's map: every livrable's footprint, each storage's status and
-// problems, and the tiles once zoomed in. Data comes from the service's
-// own API; nothing is fetched from elsewhere unless a basemap is set.
+// The service's map: every livrable's footprint, each storage's status,
+// problems and warnings, and the tiles once zoomed in, fetched by view
+// from each storage's dalles.fgb (HTTP ranges on its spatial index). Data
+// comes from the service's own API; only the basemaps' tiles come from
+// elsewhere, from the hosts the operator configured.
+//
+// The API's machine fields are English; everything a person reads here
+// is French, with what to do about it. The page's state for tests and
+// benchmarks is on <body>'s data attributes (data-ready, data-view…).
 (async function () {
   'use strict';
-  const map = L.map('map').setView([46.6, 2.4], 6);
-  const basemap = document.body.dataset.basemap;
-  if (basemap && basemap.indexOf('{{') < 0) {
-    L.tileLayer(basemap, { maxZoom: 20 }).addTo(map);
-  }
-  // A scale bar in metres: owners judge a delivery's extent by it.
-  L.control.scale({ imperial: false, position: 'bottomleft' }).addTo(map);
-  const outlines = L.featureGroup().addTo(map);
-  const tiles = L.featureGroup();
+  const body = document.body;
   const TILE_ZOOM = 14;
+  // Before TILE_ZOOM the tiles are too small to see; past it a view holds
+  // a few thousand at most.
 
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
@@ -20,134 +20,370 @@
     if (text !== undefined) e.textContent = text;
     return e;
   };
+  const escapeHTML = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const num = (v, d) => Number(v).toLocaleString('fr-FR', { maximumFractionDigits: d || 0 });
+  const plural = (n, one, many) => `${num(n)} ${n > 1 ? many : one}`;
+  const date = (s) => new Date(s).toLocaleString('fr-FR', { dateStyle: 'medium', timeStyle: 'short' });
   const getJSON = async (url) => {
-    const r = await fetch(url);
-    return r.ok ? r.json() : null;
+    try {
+      const r = await fetch(url);
+      return r.ok ? await r.json() : null;
+    } catch (e) {
+      return null;
+    }
   };
 
-  // The API's machine fields are English; what the owner reads is French,
-  // with what to do about it.
-  const STATUS = { idle: 'à jour', scanning: 'analyse en cours', queued: 'en attente' };
+  // --- The map, its basemaps, scale and controls, in French.
+  const map = L.map('map', { maxZoom: 21, zoomControl: false });
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
+  L.control.zoom({ zoomInTitle: 'Zoomer', zoomOutTitle: 'Dézoomer' }).addTo(map);
+  // A scale bar in metres: owners judge a delivery's extent by it.
+  L.control.scale({ metric: true, imperial: false, position: 'bottomleft' }).addTo(map);
+  map.on('popupopen', (e) => {
+    const close = e.popup.getElement() && e.popup.getElement().querySelector('.leaflet-popup-close-button');
+    if (close) close.setAttribute('aria-label', 'Fermer');
+  });
+
+  let basemaps = [];
+  try {
+    basemaps = JSON.parse(body.dataset.basemaps || '[]');
+  } catch (e) {
+    basemaps = [];
+  }
+  if (!Array.isArray(basemaps)) basemaps = [];
+  const notice = document.getElementById('notice');
+  const tileStats = { loaded: 0, errors: 0 };
+  const baseLayers = {};
+  basemaps.forEach((b, i) => {
+    const layer = L.tileLayer(b.url, {
+      maxZoom: 21, maxNativeZoom: b.maxNativeZoom || 19, attribution: escapeHTML(b.attribution || ''),
+    });
+    // Tiles that fail leave the map usable: the page says so, once.
+    layer.on('tileload', () => { body.dataset.basemapTiles = String(++tileStats.loaded); });
+    layer.on('tileerror', () => {
+      body.dataset.basemapErrors = String(++tileStats.errors);
+      if (tileStats.errors >= 3 && !tileStats.loaded) {
+        notice.hidden = false;
+        notice.textContent = `Fond de carte « ${b.name} » indisponible : la carte reste utilisable sans.`;
+      }
+    });
+    baseLayers[escapeHTML(b.name)] = layer;
+    if (i === 0) layer.addTo(map);
+  });
+  if (basemaps.length > 1) L.control.layers(baseLayers, null, { position: 'topright' }).addTo(map);
+  body.dataset.basemaps = String(basemaps.length);
+
+  // The view can be given and shared in the address: #zoom/lat/lon.
+  const viewFromHash = () => {
+    const m = /^#(\d{1,2}(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)$/.exec(location.hash);
+    if (!m) return null;
+    const [z, lat, lon] = m.slice(1).map(Number);
+    if (Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+    return { center: L.latLng(lat, lon), zoom: Math.min(z, 21) };
+  };
+  const hashOf = () => {
+    const c = map.getCenter();
+    return `#${map.getZoom()}/${c.lat.toFixed(5)}/${c.lng.toFixed(5)}`;
+  };
+
+  // --- What the owner reads: statuses, problems and warnings in French,
+  // each with what to do.
+  const STATUS = { idle: 'en attente', queued: 'analyse demandée', scanning: 'analyse en cours', failed: "échec de l'analyse" };
   const REASON = {
     empty: 'dalle vide : renvoyez le fichier',
     corrupt: 'fichier illisible ou tronqué : renvoyez le fichier complet',
-    not_georeferenced: 'aucun géoréférencement : ajoutez le fichier de calage (.tfw, .j2w) ou réécrivez la dalle géoréférencée',
+    not_georeferenced: 'aucun géoréférencement : ajoutez le fichier de calage (.tfw/.j2w) ou réécrivez la dalle avec son géoréférencement',
     no_crs: 'aucun système de coordonnées : ajoutez le .prj ou réécrivez le GeoTIFF avec EPSG:2154',
-    misplaced: 'dalle placée hors de sa zone : vérifiez le code EPSG et le géoréférencement',
-    unreachable: "le stockage n'a pas servi le fichier : vérifiez les droits et relancez l'analyse",
+    misplaced: 'dalle placée hors de sa zone : vérifiez le code EPSG',
+    unreachable: "le stockage n'a pas servi le fichier : vérifiez les droits et relancez",
   };
-  const num = (v, d) => Number(v).toLocaleString('fr-FR', { maximumFractionDigits: d || 0 });
+  const reasonText = (r) => REASON[r] || 'problème non identifié : voyez le rapport';
+  const problemText = (p) => `${p.path || 'dalle'} : ${reasonText(p.reason)}`;
+  const KIND = {
+    off_grid: 'hors de la grille', overlap: 'recouvrements', duplicate: 'doublons', name_mismatch: 'noms sans rapport avec la position',
+    resolution: 'résolution différente', mixed: 'livraison hétérogène', size_outlier: 'tailles anormales', missing: 'dalles manquantes',
+  };
+  const KIND_ORDER = Object.keys(KIND);
+  const isNum = (v) => typeof v === 'number' && isFinite(v);
   const WARNING = {
-    off_grid: (w) => `hors de la grille (décalée de ${num(w.offset ? w.offset[0] : 0, 2)} m en X, ${num(w.offset ? w.offset[1] : 0, 2)} m en Y) : vérifiez son géoréférencement`,
-    overlap: (w) => `recouvre ${num(w.areaM2)} m² de ${w.other} : une des deux est mal placée`,
-    duplicate: (w) => `même emprise que ${w.other} : dalle livrée deux fois ?`,
-    name_mismatch: (w) => `son nom ne correspond pas à sa position (attendu : ${w.expected}) : renommez-la ou corrigez son géoréférencement`,
+    off_grid: (w) => {
+      const o = Array.isArray(w.offset) && w.offset.length === 2 && w.offset.every(isNum)
+        ? ` (décalée de ${num(w.offset[0], 2)} m en X et ${num(w.offset[1], 2)} m en Y)` : '';
+      return `hors de la grille de la livraison${o} : vérifiez son géoréférencement`;
+    },
+    overlap: (w) => `recouvre ${isNum(w.areaM2) ? num(w.areaM2) + ' m² de ' : ''}${w.other || 'une autre dalle'} : l'une des deux est mal placée`,
+    duplicate: (w) => `même emprise que ${w.other || 'une autre dalle'} : dalle livrée deux fois ?`,
+    name_mismatch: (w) => `son nom ne correspond pas à sa position${w.expected ? ` (attendu : ${w.expected})` : ''} : renommez-la ou corrigez son géoréférencement`,
     resolution: () => 'résolution différente du reste de la livraison : vérifiez la dalle',
-    mixed: (w) => `la livraison mélange ${Object.entries(w.counts || {}).map(([k, n]) => `${k} (${n})`).join(', ')}`,
-    size_outlier: (w) => `beaucoup plus petite que ses voisines (${num((w.ratio || 0) * 100, 1)} % de la médiane) : dalle en grande partie vide ?`,
-    missing: () => 'dalle manquante dans l\'emprise : livrez-la',
+    mixed: (w) => {
+      const c = w.counts && typeof w.counts === 'object' ? Object.entries(w.counts).sort((a, b) => b[1] - a[1]) : [];
+      return `la livraison mélange ${c.length ? c.map(([k, n]) => `${k} (${num(n)})`).join(', ') : 'plusieurs formats'} : harmonisez-la`;
+    },
+    size_outlier: (w) => `beaucoup plus petite que ses voisines${isNum(w.ratio) ? ` (${num(w.ratio * 100, 1)} % de la médiane)` : ''} : dalle en grande partie vide ?`,
+    missing: (w) => `dalle manquante${w.expected ? ` : ${w.expected}` : ''} : livrez-la`,
   };
-  const problemText = (p) => `${p.path} : ${REASON[p.reason] || 'problème'}`;
-  const warningText = (w) => `${w.path ? w.path + ' : ' : ''}${(WARNING[w.kind] || (() => 'à vérifier'))(w)}`;
+  const warningText = (w) => {
+    const say = WARNING[w.kind];
+    if (w.kind === 'missing') return say(w);
+    return `${w.path ? w.path + ' : ' : ''}${say ? say(w) : 'à vérifier : voyez le rapport'}`;
+  };
 
-  const storages = (await getJSON('/storages')) || [];
+  // --- The storages: footprints (SVG), problems and warnings (canvas: a
+  // delivery may have thousands), listed in the panel.
+  const outlines = L.featureGroup().addTo(map);
+  const marks = L.canvas({ padding: 0.2 });
+  const overlays = L.featureGroup().addTo(map);
   const list = document.getElementById('storages');
+  const listed = await getJSON('/storages');
+  const storages = Array.isArray(listed) ? listed.filter((s) => s && typeof s === 'object') : [];
+  const zoomTo = (layer) => map.fitBounds(layer.getBounds(), { maxZoom: 18 });
   let drawn = 0;
   let problemsDrawn = 0;
   let warningsDrawn = 0;
-  for (const s of storages) {
+
+  // shape draws a report's geometry on the overlays; a geometry Leaflet
+  // cannot read is left undrawn, never a broken page.
+  const shape = (geometry, options) => {
+    try {
+      return L.geoJSON({ type: 'Feature', geometry, properties: {} }, options).addTo(overlays);
+    } catch (e) {
+      console.warn('géométrie illisible', geometry, e);
+      return null;
+    }
+  };
+  const addItem = (ul, text, layer) => {
+    const li = el('li', layer ? 'zoomable' : '', text);
+    if (layer) {
+      li.title = 'Cliquez pour y aller';
+      li.addEventListener('click', () => zoomTo(layer));
+    }
+    ul.append(li);
+  };
+
+  const showStorage = async (s) => {
     const li = el('li');
     li.dataset.storage = s.id;
-    li.append(el('span', 'name', s.name), el('span', 'status ' + s.status, STATUS[s.status] || s.status));
-    if (s.progress) li.append(el('div', '', `${s.progress.done} / ${s.progress.total} dalles`));
+    const status = s.status === 'idle' && s.lastError ? 'failed' : s.status;
+    li.append(el('span', 'name', s.name), el('span', 'status ' + status, STATUS[status] || 'état inconnu'));
+    if (s.progress) li.append(el('div', '', `${num(s.progress.done)} / ${plural(s.progress.total, 'dalle lue', 'dalles lues')}`));
     if (s.lastCounts) {
       const c = s.lastCounts;
-      li.append(el('div', '', `${c.readable} dalles lisibles sur ${c.tiles}, ${c.problems} à corriger`));
+      li.append(el('div', '', `${num(c.readable)} ${c.readable > 1 ? 'dalles lisibles' : 'dalle lisible'} sur ${num(c.tiles)}, ${num(c.problems)} à corriger`));
     }
-    if (s.lastError) li.append(el('div', 'error', s.lastError));
+    if (s.lastSuccessfulScan) li.append(el('div', 'when', `dernière analyse réussie : ${date(s.lastSuccessfulScan)}`));
+    if (s.lastError) {
+      li.append(el('div', 'error', "La dernière analyse a échoué : vérifiez l'adresse du stockage et ses droits d'accès, puis relancez-la."));
+      const d = el('details', 'technical');
+      d.append(el('summary', '', 'détail technique'), el('code', '', s.lastError));
+      li.append(d);
+    }
     list.append(li);
+    s.li = li;
 
-    const fc = await getJSON(`/storages/${s.id}/livrables.geojson`);
-    if (fc && fc.features.length) {
-      L.geoJSON(fc, {
+    const [fc, report] = await Promise.all([getJSON(`/storages/${s.id}/livrables.geojson`), getJSON(`/storages/${s.id}/report`)]);
+    if (fc && Array.isArray(fc.features) && fc.features.length) {
+      const layer = L.geoJSON(fc, {
         style: { color: '#0055a4', weight: 2, fillOpacity: 0.15, className: 'footprint' },
-        onEachFeature: (f, layer) => {
-          const p = f.properties;
-          layer.bindPopup(el('div', '', `${p.nom} — ${p.nbDalles} dalles, ${p.epsg || 'plusieurs CRS'}`));
+        onEachFeature: (f, l) => {
+          const p = f.properties || {};
+          l.bindPopup(() => el('div', '', `${p.nom || s.name} — ${plural(p.nbDalles || 0, 'dalle', 'dalles')}, ${p.epsg || 'plusieurs systèmes de coordonnées'}`));
         },
       }).addTo(outlines);
+      s.bounds = layer.getBounds();
       drawn += fc.features.length;
     }
-    const report = await getJSON(`/storages/${s.id}/report`);
-    for (const p of (report ? report.problems : [])) {
-      if (!p.geometry) continue; // not georeferenced: nowhere to draw it
-      L.geoJSON({ type: 'Feature', geometry: p.geometry, properties: p }, {
-        style: { color: '#b00020', weight: 2, fillOpacity: 0.3, className: 'problem' },
-        onEachFeature: (f, layer) => layer.bindPopup(el('div', '', `${problemText(p)} (détail technique : ${p.detail})`)),
-      }).addTo(outlines);
-      problemsDrawn++;
+    if (!report) return;
+
+    const problems = (Array.isArray(report.problems) ? report.problems : []).filter((p) => p && typeof p === 'object');
+    const problemLayers = problems.map((p) => {
+      if (!p.geometry) return null; // not georeferenced: nowhere to draw it
+      const layer = shape(p.geometry, {
+        renderer: marks, style: { color: '#b00020', weight: 2, fillOpacity: 0.3 },
+        onEachFeature: (f, l) => l.bindPopup(() => {
+          const d = el('div', '', problemText(p));
+          if (p.detail) d.append(el('div', 'technical', `détail technique : ${p.detail}`));
+          return d;
+        }),
+      });
+      if (layer) problemsDrawn++;
+      return layer;
+    });
+    if (problems.length) {
+      // By reason, each with what to do, then the tiles concerned.
+      li.append(el('div', 'problems-title', `${plural(problems.length, 'dalle', 'dalles')} à corriger`));
+      const byReason = {};
+      problems.forEach((p, i) => (byReason[p.reason] = byReason[p.reason] || []).push([p, problemLayers[i]]));
+      const order = Object.keys(REASON);
+      for (const r of Object.keys(byReason).sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99))) {
+        const ul = el('ul', 'problems');
+        ul.append(el('li', 'kind', `${reasonText(r)} (${num(byReason[r].length)})`));
+        for (const [p, layer] of byReason[r].slice(0, 10)) addItem(ul, p.path || 'dalle sans nom', layer);
+        if (byReason[r].length > 10) ul.append(el('li', 'more', `… et ${num(byReason[r].length - 10)} autres dans le rapport`));
+        li.append(ul);
+      }
     }
-    if (report && report.problems.length) {
-      const ul = el('ul', 'problems');
-      for (const p of report.problems.slice(0, 20)) ul.append(el('li', '', problemText(p)));
-      if (report.problems.length > 20) ul.append(el('li', '', `… et ${report.problems.length - 20} autres dans le rapport`));
-      li.append(ul);
-    }
-    const warnings = (report && report.warnings) || [];
+
+    const warnings = (Array.isArray(report.warnings) ? report.warnings : []).filter((w) => w && typeof w === 'object');
+    const byKind = report.warningsByKind && typeof report.warningsByKind === 'object' ? report.warningsByKind : {};
+    const groups = {};
     for (const w of warnings) {
-      if (!w.geometry) continue;
-      const layer = L.geoJSON({ type: 'Feature', geometry: w.geometry, properties: {} }, {
-        style: { color: '#d35400', weight: 2, fillOpacity: 0.2, dashArray: w.kind === 'missing' ? '4 4' : null, className: 'warning' },
-        onEachFeature: (f, l) => l.bindPopup(el('div', '', warningText(w))),
-      }).addTo(outlines);
-      w.layer = layer;
-      warningsDrawn++;
-    }
-    if (warnings.length) {
-      const ul = el('ul', 'warnings');
-      for (const w of warnings.slice(0, 20)) {
-        const item = el('li', 'warning-' + w.kind, warningText(w));
-        if (w.layer) item.addEventListener('click', () => map.fitBounds(w.layer.getBounds(), { maxZoom: 18 }));
-        ul.append(item);
+      let layer = null;
+      if (w.geometry) {
+        layer = shape(w.geometry, {
+          renderer: marks,
+          style: { color: '#d35400', weight: 2, fillOpacity: 0.2, dashArray: w.kind === 'missing' ? '4 4' : null },
+          onEachFeature: (f, l) => l.bindPopup(() => el('div', '', warningText(w))),
+        });
+        if (layer) warningsDrawn++;
       }
-      const total = Object.values(report.warningsByKind || {}).reduce((a, b) => a + b, 0);
-      if (total > 20) ul.append(el('li', '', `… et ${total - 20} autres à vérifier dans le rapport`));
-      li.append(el('div', 'warnings-title', `${total} point(s) à vérifier (dalles conservées)`), ul);
+      (groups[w.kind] = groups[w.kind] || []).push([w, layer]);
     }
-  }
-  document.getElementById('summary').textContent =
-    `${storages.length} stockage(s), ${drawn} emprise(s) affichée(s)`;
-  if (drawn) map.fitBounds(outlines.getBounds(), { maxZoom: 16 });
-
-  // Tiles are many: loaded once, shown only when zoomed in.
-  let tilesLoaded = false;
-  let tileCount = 0;
-  const showTiles = async () => {
-    if (map.getZoom() < TILE_ZOOM) {
-      map.removeLayer(tiles);
-      return;
-    }
-    if (!tilesLoaded) {
-      tilesLoaded = true;
-      for (const s of storages) {
-        const fc = await getJSON(`/storages/${s.id}/dalles.geojson`);
-        if (!fc) continue;
-        tileCount += fc.features.length;
-        L.geoJSON(fc, {
-          style: { color: '#2e8540', weight: 1, fillOpacity: 0.25, className: 'tile' },
-          onEachFeature: (f, layer) => layer.bindPopup(el('div', '',
-            `${f.properties.nomImage} — ${f.properties.typeImage}, ${f.properties.compression}, ${f.properties.resolution} cm`)),
-        }).addTo(tiles);
+    // Kinds counted but none listed (a capped list) are said too.
+    for (const [k, n] of Object.entries(byKind)) if (isNum(n) && n > 0 && !groups[k]) groups[k] = [];
+    const kinds = Object.keys(groups).sort((a, b) => (KIND_ORDER.indexOf(a) + 1 || 99) - (KIND_ORDER.indexOf(b) + 1 || 99));
+    const counted = (k) => (isNum(byKind[k]) && byKind[k] >= groups[k].length ? byKind[k] : groups[k].length);
+    const total = kinds.reduce((n, k) => n + counted(k), 0);
+    if (total) {
+      li.append(el('div', 'warnings-title', `${plural(total, 'point', 'points')} à vérifier (dalles conservées)`));
+      for (const k of kinds) {
+        const ul = el('ul', 'warnings warnings-' + k);
+        ul.append(el('li', 'kind', `${KIND[k] || 'autres points'} (${num(counted(k))})`));
+        const shown = groups[k].slice(0, 10);
+        for (const [w, layer] of shown) addItem(ul, warningText(w), layer);
+        if (counted(k) > shown.length) ul.append(el('li', 'more', `… et ${num(counted(k) - shown.length)} autres dans le rapport`));
+        li.append(ul);
       }
     }
-    tiles.addTo(map);
   };
-  map.on('zoomend', showTiles);
-  await showTiles();
+  // One storage's broken outputs leave the others shown.
+  await Promise.all(storages.map((s) => showStorage(s).catch((e) => console.warn('stockage', s.id, e))));
+  // The panel follows the API's order whatever finished first.
+  for (const s of storages) if (s.li) list.append(s.li);
+  document.getElementById('summary').textContent =
+    `${plural(storages.length, 'stockage', 'stockages')}, ${plural(drawn, 'emprise affichée', 'emprises affichées')}`;
 
-  document.body.dataset.footprints = String(drawn);
-  document.body.dataset.problems = String(problemsDrawn);
-  document.body.dataset.warnings = String(warningsDrawn);
-  document.body.dataset.tiles = String(map.hasLayer(tiles) ? tileCount : 0);
-  document.body.dataset.ready = 'true';
+  // --- The tiles, by view: from TILE_ZOOM on, each storage's tiles
+  // intersecting the view are read from its dalles.fgb with HTTP range
+  // requests on the file's spatial index; tiles leaving the view are
+  // dropped. An update superseded by a newer move stops.
+  const loaded = new Map(); // storage id:feature index → layer
+  // Under the footprints, problems and warnings (overlayPane, 400).
+  map.createPane('dalles').style.zIndex = 350;
+  const tiles = L.geoJSON(null, {
+    renderer: L.canvas({ padding: 0.1, pane: 'dalles' }),
+    style: { color: '#2e8540', weight: 1, fillOpacity: 0.25 },
+    onEachFeature: (f, layer) => {
+      loaded.set(f.key, layer);
+      layer.bindPopup(() => {
+        const p = f.properties || {};
+        return el('div', '', `${p.nomImage || p.chemin || 'dalle'} — ${p.typeImage || 'format inconnu'}, ${p.compression || 'sans compression'}, ${isNum(p.resolution) ? p.resolution + ' cm' : 'résolution inconnue'}`);
+      });
+    },
+  }).addTo(map);
+  const legacy = new Map(); // storage id → its dalles.geojson features, for outputs older than dalles.fgb
+  let seq = 0;
+  let done = 0;
+  let tileErrors = 0;
+  const intersects = (g, r) => {
+    const b = L.geoJSON(g).getBounds();
+    return b.isValid() && b.getWest() <= r.maxX && b.getEast() >= r.minX && b.getSouth() <= r.maxY && b.getNorth() >= r.minY;
+  };
+  async function* tilesOf(s, rect) {
+    if (!legacy.has(s.id)) {
+      let n = 0;
+      try {
+        for await (const f of flatgeobuf.deserialize(`/storages/${s.id}/dalles.fgb`, { rect })) {
+          n++;
+          yield f;
+        }
+        return;
+      } catch (e) {
+        if (n) throw e; // failed midway: the next move tries again
+        // No dalles.fgb (scanned before it existed: 404) or an unreadable
+        // one: the whole GeoJSON, once, for small deliveries only; large
+        // ones wait for their next scan.
+        if (!/\b404\b/.test(String(e && e.message))) {
+          tileErrors++;
+          console.warn('dalles.fgb illisible, repli sur dalles.geojson :', s.id, e);
+        }
+        const small = !s.lastCounts || s.lastCounts.tiles <= 20000;
+        const fc = small ? await getJSON(`/storages/${s.id}/dalles.geojson`) : null;
+        legacy.set(s.id, fc && Array.isArray(fc.features) ? fc.features.map((f, i) => ({ ...f, id: i })) : []);
+      }
+    }
+    for (const f of legacy.get(s.id)) if (f.geometry && intersects(f.geometry, rect)) yield f;
+  }
+  const publish = (ms, box) => {
+    body.dataset.tiles = String(loaded.size);
+    body.dataset.tilesBbox = box && box.isValid() ? [box.getWest(), box.getSouth(), box.getEast(), box.getNorth()].join(',') : '';
+    body.dataset.tileErrors = String(tileErrors);
+    body.dataset.updateMs = ms.toFixed(1);
+    body.dataset.view = String(++done);
+    document.dispatchEvent(new CustomEvent('pcrs:view'));
+  };
+  const updateTiles = async () => {
+    const mine = ++seq;
+    const t0 = performance.now();
+    const b = map.getBounds();
+    const rect = { minX: b.getWest(), minY: b.getSouth(), maxX: b.getEast(), maxY: b.getNorth() };
+    body.dataset.viewBbox = [rect.minX, rect.minY, rect.maxX, rect.maxY].join(',');
+    body.dataset.zoom = String(map.getZoom());
+    const keep = new Set();
+    const fresh = [];
+    if (map.getZoom() >= TILE_ZOOM) {
+      const inView = storages.filter((s) => s.bounds && s.bounds.intersects(b));
+      await Promise.all(inView.map(async (s) => {
+        try {
+          for await (const f of tilesOf(s, rect)) {
+            if (mine !== seq) return;
+            const key = s.id + ':' + f.id;
+            keep.add(key);
+            if (!loaded.has(key)) {
+              f.properties = f.properties || {};
+              f.key = key;
+              fresh.push(f);
+            }
+          }
+        } catch (e) {
+          tileErrors++;
+          console.warn('dalles de', s.id, e);
+        }
+      }));
+      if (mine !== seq) return; // a newer view took over
+    }
+    for (const [key, layer] of loaded) {
+      if (!keep.has(key)) {
+        tiles.removeLayer(layer);
+        loaded.delete(key);
+      }
+    }
+    for (const f of fresh) tiles.addData(f); // onEachFeature files it in loaded
+    const box = loaded.size ? tiles.getBounds() : null;
+    // Measured once drawn: the canvas repaints on the next frame.
+    await new Promise((r) => requestAnimationFrame(() => r()));
+    if (mine === seq) publish(performance.now() - t0, box);
+  };
+
+  const start = viewFromHash();
+  if (start) map.setView(start.center, start.zoom);
+  else if (drawn) map.fitBounds(outlines.getBounds(), { maxZoom: 16 });
+  else map.setView([46.6, 2.4], 6);
+  map.on('moveend', () => {
+    if (location.hash !== hashOf()) history.replaceState(null, '', hashOf());
+    updateTiles();
+  });
+  window.addEventListener('hashchange', () => {
+    const v = viewFromHash();
+    if (v) map.setView(v.center, v.zoom);
+  });
+  history.replaceState(null, '', hashOf());
+  await updateTiles();
+
+  body.dataset.footprints = String(drawn);
+  body.dataset.problems = String(problemsDrawn);
+  body.dataset.warnings = String(warningsDrawn);
+  // Time to interactive, from the navigation's start.
+  body.dataset.readyMs = performance.now().toFixed(0);
+  body.dataset.ready = 'true';
+  document.dispatchEvent(new CustomEvent('pcrs:ready'));
 })();

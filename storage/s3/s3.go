@@ -272,7 +272,7 @@ func (s *Storage) mapErr(ctx context.Context, what string, err error) error {
 		code := re.HTTPStatusCode()
 		switch {
 		case code == http.StatusNotFound:
-			return fmt.Errorf("%w: %s: %v", storage.ErrNotFound, what, err)
+			return fmt.Errorf("%w: %s: %w", storage.ErrNotFound, what, err)
 		case code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout:
 			return storage.Transient(fmt.Errorf("%s: %w", what, err))
 		}

@@ -106,7 +106,8 @@ func TestPasswordAuth(t *testing.T) {
 		t.Errorf("stat with password auth: %+v %v", o, err)
 	}
 	_, err = sftp.Open(context.Background(), u, storage.Options{Password: "wrong", SFTPKnownHosts: known})
-	if err == nil || errors.Is(err, storage.ErrTransient) || strings.Contains(err.Error(), "wrong") && strings.Contains(err.Error(), "password: wrong") {
-		t.Errorf("wrong password: err = %v, want a final refusal", err)
+	var auth *sftp.AuthError
+	if !errors.As(err, &auth) || errors.Is(err, storage.ErrTransient) || strings.Contains(err.Error(), "password: wrong") {
+		t.Errorf("wrong password: err = %v, want a final AuthError", err)
 	}
 }

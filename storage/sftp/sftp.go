@@ -1,10 +1,14 @@
 // Package sftp is the storage backend for SFTP servers: password, private
-// key or agent authentication, host keys checked against known_hosts, and
-// a small pool of sessions that reconnect when dropped.
+// key or agent authentication, host keys pinned or checked against
+// known_hosts, and a small pool of sessions that reconnect when dropped.
+// Its failures are typed (AuthError, HostKeyMismatchError,
+// HostKeyUnknownError, HandshakeError, ErrKey*) so that callers can say
+// what the owner must change without reading messages.
 package sftp
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +19,7 @@ import (
 	"os/user"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +30,6 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Sessions is how many SSH connections a storage keeps; each carries many
@@ -95,19 +99,11 @@ func ClientConfig(u *url.URL, opts storage.Options) (cfg *ssh.ClientConfig, agen
 		}
 	}
 	var auth []ssh.AuthMethod
-	if opts.SFTPKey != "" {
-		raw, err := os.ReadFile(opts.SFTPKey)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--sftp-key: %w", err)
-		}
-		signer, err := ssh.ParsePrivateKey(raw)
-		var missing *ssh.PassphraseMissingError
-		if errors.As(err, &missing) && opts.Password != "" {
-			signer, err = ssh.ParsePrivateKeyWithPassphrase(raw, []byte(opts.Password))
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("--sftp-key %s: %w", opts.SFTPKey, err)
-		}
+	signer, err := privateKey(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if signer != nil {
 		auth = append(auth, ssh.PublicKeys(signer))
 	}
 	// An isolated storage (the service's) never borrows the process's own
@@ -118,7 +114,7 @@ func ClientConfig(u *url.URL, opts storage.Options) (cfg *ssh.ClientConfig, agen
 			auth = append(auth, ssh.PublicKeysCallback(agent.NewClient(c).Signers))
 		}
 	}
-	if opts.Password != "" && opts.SFTPKey == "" {
+	if opts.Password != "" && signer == nil {
 		pw := opts.Password
 		auth = append(auth, ssh.Password(pw), ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
 			answers := make([]string, len(questions))
@@ -128,26 +124,62 @@ func ClientConfig(u *url.URL, opts storage.Options) (cfg *ssh.ClientConfig, agen
 			return answers, nil
 		}))
 	}
-	if len(auth) == 0 {
-		return nil, nil, errors.New("no SFTP credentials: give --sftp-key, a password (PCRS_INDEXER_PASSWORD or --password-file) or an SSH agent")
+	switch {
+	case len(auth) == 0 && opts.Isolated:
+		return nil, nil, ErrNoCredentials // the caller knows its own fields
+	case len(auth) == 0:
+		return nil, nil, fmt.Errorf("%w: give --sftp-key, a password (PCRS_INDEXER_PASSWORD or --password-file) or an SSH agent", ErrNoCredentials)
 	}
-	hostKeys := ssh.InsecureIgnoreHostKey()
-	if !opts.SFTPInsecureIgnoreHostKey {
-		file := opts.SFTPKnownHosts
-		if file == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return nil, nil, err
-			}
-			file = filepath.Join(home, ".ssh", "known_hosts")
+	hostKeys, err := hostKeyCallback(opts.SFTPHostKey, opts.SFTPInsecureIgnoreHostKey, opts.Isolated, func() (string, error) {
+		if opts.SFTPKnownHosts != "" {
+			return opts.SFTPKnownHosts, nil
 		}
-		cb, err := knownhosts.New(file)
+		home, err := os.UserHomeDir()
 		if err != nil {
-			return nil, nil, fmt.Errorf("known hosts %s: %w (give --sftp-known-hosts, or --sftp-insecure-ignore-host-key to trust any host)", file, err)
+			return "", err
 		}
-		hostKeys = cb
+		return filepath.Join(home, ".ssh", "known_hosts"), nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return &ssh.ClientConfig{User: name, Auth: auth, HostKeyCallback: hostKeys, Timeout: 20 * time.Second}, agentConn, nil
+}
+
+// privateKey is the key to offer, from SFTPPrivateKey or the SFTPKey file,
+// decrypted with SFTPKeyPassphrase (or Password); nil without one.
+func privateKey(opts storage.Options) (ssh.Signer, error) {
+	raw, from := []byte(opts.SFTPPrivateKey), "the SFTP private key"
+	if len(raw) == 0 {
+		if opts.SFTPKey == "" {
+			return nil, nil
+		}
+		var err error
+		if raw, err = os.ReadFile(opts.SFTPKey); err != nil {
+			return nil, fmt.Errorf("--sftp-key: %w", err)
+		}
+		from = "--sftp-key " + opts.SFTPKey
+	}
+	passphrase := opts.SFTPKeyPassphrase
+	if passphrase == "" {
+		passphrase = opts.Password
+	}
+	signer, err := ssh.ParsePrivateKey(raw)
+	var missing *ssh.PassphraseMissingError
+	switch {
+	case errors.As(err, &missing) && passphrase != "":
+		signer, err = ssh.ParsePrivateKeyWithPassphrase(raw, []byte(passphrase))
+		if errors.Is(err, x509.IncorrectPasswordError) {
+			return nil, fmt.Errorf("%s: %w", from, ErrKeyPassphrase)
+		}
+	case errors.As(err, &missing):
+		return nil, fmt.Errorf("%s: %w", from, ErrKeyPassphrase)
+	}
+	if err != nil {
+		// The parser's message may quote the key: never pass it on.
+		return nil, fmt.Errorf("%s: %w", from, ErrKeyUnreadable)
+	}
+	return signer, nil
 }
 
 // New serves root on addr (host:port).
@@ -213,17 +245,28 @@ func (s *Storage) connect(ctx context.Context) (*ssh.Client, *sftp.Client, error
 		return nil, nil, storage.Transient(err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	c, chans, reqs, err := ssh.NewClientConn(conn, s.addr, s.config)
+	// Which phase a failed handshake reached tells an authentication
+	// refusal from the rest, whatever the library's message says.
+	cfg := *s.config
+	var hostKeyOK, authStarted atomic.Bool
+	var tried []string
+	cfg.HostKeyCallback = func(addr string, remote net.Addr, key ssh.PublicKey) error {
+		err := s.config.HostKeyCallback(addr, remote, key)
+		hostKeyOK.Store(err == nil)
+		return err
+	}
+	if cfg.AuthCallback == nil {
+		cfg.AuthCallback = func(c *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+			authStarted.Store(true)
+			tried = c.TriedMethods
+			return nil, nil
+		}
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, s.addr, &cfg)
 	if err != nil {
 		stop()
 		conn.Close()
-		// Authentication and host key failures are final; a silent or
-		// vanished server is not.
-		err = fmt.Errorf("SSH handshake with %s: %w", s.addr, err)
-		if lost(err) {
-			err = storage.Transient(err)
-		}
-		return nil, nil, s.failed(ctx, err, err)
+		return nil, nil, s.failed(ctx, err, handshakeErr(s.addr, err, hostKeyOK.Load(), authStarted.Load(), tried))
 	}
 	sc := ssh.NewClient(c, chans, reqs)
 	client, err := sftp.NewClient(sc, sftp.UseConcurrentReads(true))
@@ -240,6 +283,34 @@ func (s *Storage) connect(ctx context.Context) (*ssh.Client, *sftp.Client, error
 		return nil, nil, storage.Transient(err)
 	}
 	return sc, client, nil
+}
+
+// handshakeErr classifies a failed handshake. Host key and authentication
+// failures are final; a silent or vanished server is transient.
+func handshakeErr(addr string, err error, hostKeyOK, authStarted bool, tried []string) error {
+	var unknown *HostKeyUnknownError
+	var mismatch *HostKeyMismatchError
+	switch {
+	case errors.As(err, &unknown):
+		return unknown
+	case errors.As(err, &mismatch):
+		return mismatch
+	case lost(err):
+		return storage.Transient(&HandshakeError{Addr: addr, Err: err})
+	case hostKeyOK && authStarted:
+		// Past the key exchange, the handshake only authenticates: whatever
+		// ends it now (no method left, a failure where a method expected
+		// another message, such as "unexpected message type 51 (expected
+		// 60)", a disconnection after too many tries) is a refusal.
+		var methods []string
+		for _, m := range tried {
+			if m != "none" && !slices.Contains(methods, m) {
+				methods = append(methods, m)
+			}
+		}
+		return &AuthError{Addr: addr, Methods: methods, Err: err}
+	}
+	return &HandshakeError{Addr: addr, Err: err}
 }
 
 // failed picks the error to return for a failed connection: the

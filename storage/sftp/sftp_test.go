@@ -52,8 +52,14 @@ func TestHostKeyChecked(t *testing.T) {
 	}
 	opts := storage.Options{SFTPKey: srv.ClientKey, SFTPKnownHosts: wrong}
 	_, err := sftp.Open(context.Background(), location(srv, "/"), opts)
-	if err == nil || !strings.Contains(err.Error(), "key mismatch") {
-		t.Fatalf("mismatched host key: err = %v, want refused", err)
+	var mismatch *sftp.HostKeyMismatchError
+	if !errors.As(err, &mismatch) {
+		t.Fatalf("mismatched host key: err = %v, want a HostKeyMismatchError", err)
+	}
+	// Both fingerprints, as ssh-keygen -l prints them.
+	if presented, expected := hostFingerprint(t, srv), hostFingerprint(t, other); mismatch.Presented != presented ||
+		len(mismatch.Expected) != 1 || mismatch.Expected[0] != expected || !strings.Contains(err.Error(), presented) || !strings.Contains(err.Error(), expected) {
+		t.Errorf("mismatch: %+v (%v), want presented %s, expected %s", mismatch, err, presented, expected)
 	}
 	if errors.Is(err, storage.ErrTransient) {
 		t.Error("a host key mismatch must not be retried")
@@ -93,7 +99,7 @@ func TestAgentAuth(t *testing.T) {
 func TestNoCredentials(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	_, err := sftp.Open(context.Background(), &url.URL{Scheme: "sftp", Host: "127.0.0.1:1", Path: "/"}, storage.Options{SFTPInsecureIgnoreHostKey: true})
-	if err == nil || !strings.Contains(err.Error(), "no SFTP credentials") {
+	if !errors.Is(err, sftp.ErrNoCredentials) {
 		t.Errorf("err = %v", err)
 	}
 }

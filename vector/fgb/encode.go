@@ -12,12 +12,13 @@ var le = binary.LittleEndian
 // then each table preceded by its vtable, then what the table refers to.
 // References (uoffsets) always point forward, so a table is written with
 // zero references that patch fills in once their target is written.
-// Positions are indices into b; the buffer proper starts at base (b[:base]
-// is room for a size prefix), and alignment is counted from there, which
-// is what FlatBuffers verifiers check.
+// Positions are indices into b, which starts with room for the 4-byte size
+// prefix. Alignment is counted from the prefix, not from the root: the
+// flatgeobuf JavaScript reader copies each size-prefixed block to offset 0
+// of a fresh buffer and views coordinates as a Float64Array there, and
+// GDAL does the same with its own buffer.
 type fbBuilder struct {
-	b    []byte
-	base int
+	b []byte
 }
 
 // fbField is one field of a table being written: its slot (the field's
@@ -31,14 +32,23 @@ type fbField struct {
 
 var zeros [256]byte
 
-func (f *fbBuilder) reset(base int) {
-	f.b = append(f.b[:0], zeros[:base]...)
-	f.base = base
+// reset empties the buffer, leaving room for the size prefix.
+func (f *fbBuilder) reset() {
+	f.b = append(f.b[:0], zeros[:4]...)
+}
+
+// sizePrefixed pads the block to a multiple of 8 bytes, so that blocks
+// laid end to end after the 8 magic bytes all start 8-aligned (readers
+// of the whole file view it as one buffer), and writes the prefix.
+func (f *fbBuilder) sizePrefixed() []byte {
+	f.pad(8)
+	le.PutUint32(f.b, uint32(len(f.b)-4))
+	return f.b
 }
 
 // pad aligns the end of the buffer to align bytes.
 func (f *fbBuilder) pad(align int) {
-	if r := (len(f.b) - f.base) % align; r != 0 {
+	if r := len(f.b) % align; r != 0 {
 		f.b = append(f.b, zeros[:align-r]...)
 	}
 }
@@ -118,7 +128,7 @@ func (f *fbBuilder) table(fields []fbField, at []int) int {
 // appends the elements.
 func (f *fbBuilder) vector(elemSize, n int) int {
 	f.pad(4)
-	if elemSize == 8 && (len(f.b)-f.base)%8 == 0 {
+	if elemSize == 8 && len(f.b)%8 == 0 {
 		f.b = append(f.b, 0, 0, 0, 0)
 	}
 	p := len(f.b)
@@ -167,11 +177,11 @@ const (
 	featureGeometry, featureProperties = 0, 1
 )
 
-// encodeHeader encodes the header: env nil writes no envelope, index node
-// size 0 says there is no index.
+// encodeHeader encodes the size-prefixed header: env nil writes no
+// envelope, index node size 0 says there is no index.
 func encodeHeader(s *Schema, count uint64, env *[4]float64, indexNodeSize uint16) []byte {
 	var f fbBuilder
-	f.reset(0)
+	f.reset()
 	root := f.root()
 	fields := []fbField{
 		{slot: headerGeometryType, size: 1, bits: uint64(s.GeometryType)},
@@ -225,7 +235,7 @@ func encodeHeader(s *Schema, count uint64, env *[4]float64, indexNodeSize uint16
 			f.patch(cat[0], f.str("EPSG"))
 		}
 	}
-	return f.b
+	return f.sizePrefixed()
 }
 
 // encoder encodes features, reusing its buffers.
@@ -252,7 +262,7 @@ func (e *encoder) feature(s *Schema, ft *Feature) ([]byte, [4]float64, error) {
 	}
 
 	f := &e.fb
-	f.reset(4)
+	f.reset()
 	root := f.root()
 	fields := []fbField{{slot: featureGeometry, size: 4}, {slot: featureProperties, size: 4}}
 	if len(e.props) == 0 {
@@ -284,11 +294,11 @@ func (e *encoder) feature(s *Schema, ft *Feature) ([]byte, [4]float64, error) {
 		f.b = append(f.b, e.props...)
 		f.patch(at[1], p)
 	}
-	if len(f.b)-4 > MaxFeatureSize {
+	b := f.sizePrefixed()
+	if len(b)-4 > MaxFeatureSize {
 		return nil, box, invalid("feature over %d bytes", MaxFeatureSize)
 	}
-	le.PutUint32(f.b, uint32(len(f.b)-4))
-	return f.b, box, nil
+	return b, box, nil
 }
 
 // polygon writes a Geometry table for the rings: the flat coordinates,

@@ -297,8 +297,8 @@ func Create(ctx context.Context, path string, s Schema, opts ...Option) (*Writer
 	}
 	// The header's size does not depend on the count nor the envelope:
 	// check it against GDAL's limit now rather than at Close.
-	if h := encodeHeader(&s, 1, &[4]float64{}, nodeSize); len(h) > maxHeaderSize {
-		return nil, invalid("header of %d bytes, over %d", len(h), maxHeaderSize)
+	if h := encodeHeader(&s, 1, &[4]float64{}, nodeSize); len(h)-4 > maxHeaderSize {
+		return nil, invalid("header of %d bytes, over %d", len(h)-4, maxHeaderSize)
 	}
 	s.Columns = append([]Column(nil), s.Columns...)
 	w := &Writer{ctx: ctx, path: path, s: s, opt: o,
@@ -501,9 +501,8 @@ func (w *Writer) build() error {
 	} else {
 		hdr = encodeHeader(&w.s, n, &w.env, nodeSize)
 	}
-	start := make([]byte, 0, len(magic)+4+len(hdr))
+	start := make([]byte, 0, len(magic)+len(hdr))
 	start = append(start, magic[:]...)
-	start = le.AppendUint32(start, uint32(len(hdr)))
 	start = append(start, hdr...)
 	if _, err := w.out.WriteAt(start, 0); err != nil {
 		return fmt.Errorf("fgb: %w", err)

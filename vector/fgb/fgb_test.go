@@ -589,9 +589,20 @@ type fbTable struct {
 	pos int
 }
 
-func fbRoot(t testing.TB, buf []byte) fbTable {
+// fbRoot reads a size-prefixed block at offset at of a file, as readers
+// do: the block must start 8-aligned in the file (readers of the whole
+// file use it in place) and alignment inside is counted from its prefix
+// (range readers copy it to offset 0 of a fresh buffer).
+func fbRoot(t testing.TB, file []byte, at int) fbTable {
 	t.Helper()
-	return fbTable{t, buf, 0}.ref(0)
+	if at%8 != 0 || at+4 > len(file) {
+		t.Fatalf("flatbuffer block at %d: misaligned or out of the file", at)
+	}
+	size := int(le.Uint32(file[at:]))
+	if size%8 != 4 || at+4+size > len(file) {
+		t.Fatalf("flatbuffer block at %d: %d bytes, not padded to 8 or out of the file", at, size)
+	}
+	return fbTable{t, file[at : at+4+size], 0}.ref(4)
 }
 
 func (tb fbTable) check(pos, size int) {
@@ -651,7 +662,7 @@ func parseLayout(t testing.TB, b []byte) layout {
 		t.Fatalf("no magic bytes")
 	}
 	hlen := int(le.Uint32(b[8:]))
-	hdr := fbRoot(t, b[12:12+hlen])
+	hdr := fbRoot(t, b, 8)
 	l := layout{hdr: hdr, nodeSize: 16, indexAt: 12 + hlen}
 	if p := hdr.field(headerFeaturesCount, 8); p != 0 {
 		l.count = le.Uint64(hdr.buf[p:])
@@ -677,8 +688,7 @@ func parseLayout(t testing.TB, b []byte) layout {
 func (l layout) featureID(t testing.TB, b []byte, offset uint64) int {
 	t.Helper()
 	p := l.featAt + int(offset)
-	size := int(le.Uint32(b[p:]))
-	ft := fbRoot(t, b[p+4:p+4+size])
+	ft := fbRoot(t, b, p)
 	props, n := ft.vector(ft.field(featureProperties, 4), 1)
 	if n < 10 || le.Uint16(ft.buf[props:]) != 0 {
 		t.Fatalf("feature at %d: no id", offset)
@@ -750,7 +760,7 @@ func checkLayout(t testing.TB, path string, n int) {
 		prev = h
 		p := l.featAt + int(pos)
 		size := le.Uint32(b[p:])
-		ft := fbRoot(t, b[p+4:p+4+int(size)])
+		ft := fbRoot(t, b, p)
 		if ft.field(featureGeometry, 4) == 0 {
 			t.Fatalf("feature %d without geometry", i)
 		}

@@ -1,0 +1,510 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
+	"github.com/openpcrs/pcrs-indexer/tilegen"
+	"golang.org/x/crypto/ssh"
+)
+
+// scanWatch counts the scans that ended, per storage, from the
+// scheduler's hook: a test waits for exactly the scan it caused.
+type scanWatch struct {
+	mu    sync.Mutex
+	ended map[string]int
+}
+
+func watchScans(s *Service) *scanWatch {
+	w := &scanWatch{ended: map[string]int{}}
+	s.hooks.ended = func(id string) {
+		w.mu.Lock()
+		w.ended[id]++
+		w.mu.Unlock()
+	}
+	return w
+}
+
+func (w *scanWatch) count(id string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ended[id]
+}
+
+// await waits until id's n-th scan has ended (its outcome recorded).
+func (w *scanWatch) await(t *testing.T, id string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for w.count(id) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("storage %s: %d scans ended, waited for %d", id, w.count(id), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// answer is a storage or an error as the API sends it.
+type answer struct {
+	view
+	Problem
+	Error string `json:"error"`
+}
+
+func decode(t *testing.T, raw []byte) answer {
+	t.Helper()
+	var a answer
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatalf("answer %s: %v", raw, err)
+	}
+	return a
+}
+
+func storageView(t *testing.T, api, id string) (view, []byte) {
+	t.Helper()
+	code, raw := call(t, "GET", api+"/storages/"+id, "", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET storage %s: %d %s", id, code, raw)
+	}
+	var v view
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v, raw
+}
+
+// register posts a registration and returns the new storage's id.
+func register(t *testing.T, api, body string) string {
+	t.Helper()
+	code, raw := call(t, "POST", api+"/storages", adminToken, body)
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, raw)
+	}
+	var created struct{ ID string }
+	_ = json.Unmarshal(raw, &created)
+	return created.ID
+}
+
+// tileFiles writes n small GeoTIFF tiles below dir/dalles/ and returns
+// their contents by key.
+func tileFiles(t *testing.T, dir string, n int) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	for i := range n {
+		key := fmt.Sprintf("dalles/t%d.tif", i)
+		name := filepath.Join(dir, filepath.FromSlash(key))
+		if err := (tilegen.Tile{EPSG: 2154, X: 700000 + float64(i)*200, Y: 6600200}).Write(name); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[key] = raw
+	}
+	return files
+}
+
+// uploadS3 puts files below prefix in the server's bucket through the S3
+// API.
+func uploadS3(t *testing.T, srv servertest.S3Server, bucket, prefix string, files map[string][]byte) {
+	t.Helper()
+	client := awss3.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(srv.Access, srv.Secret, "")}, func(o *awss3.Options) {
+		o.BaseEndpoint = aws.String(srv.Endpoint)
+		o.UsePathStyle = true
+	})
+	for k, content := range files {
+		if _, err := client.PutObject(context.Background(), &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + k), Body: bytes.NewReader(content)}); err != nil {
+			t.Fatalf("uploading %s: %v", k, err)
+		}
+	}
+}
+
+// TestS3EndpointPerStorage: two storages, each on its own S3 store (two
+// versitygw servers, the same bucket name on both), both scan; the
+// service's own endpoint, dead, is never used. The same bucket on the same
+// store again is refused with the first one's id; wrong keys, a missing
+// bucket or a dead endpoint are told in French with a code, and nothing is
+// registered.
+func TestS3EndpointPerStorage(t *testing.T) {
+	const bucket = "pcrs"
+	a, b := servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
+	files := tileFiles(t, t.TempDir(), 3)
+	uploadS3(t, a, bucket, "livraison/", files)
+	delete(files, "dalles/t2.tif")
+	uploadS3(t, b, bucket, "livraison/", files)
+	var scans *scanWatch
+	s, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey, S3Endpoint: "http://127.0.0.1:1"},
+		func(s *Service) { scans = watchScans(s) })
+	reg := func(srv servertest.S3Server, url, access, secret string) string {
+		return fmt.Sprintf(`{"url": %q, "s3Endpoint": %q, "s3Region": "us-east-1", "credentials": {"s3AccessKey": %q, "s3SecretKey": %q}}`, url, srv.Endpoint, access, secret)
+	}
+	idA := register(t, api.URL, reg(a, "s3://pcrs/livraison/", a.Access, a.Secret))
+	idB := register(t, api.URL, reg(b, "s3://pcrs/livraison/", b.Access, b.Secret))
+	for id, want := range map[string]int{idA: 3, idB: 2} {
+		scans.await(t, id, 1)
+		v, raw := storageView(t, api.URL, id)
+		if v.LastSuccess == nil || v.LastCounts == nil || v.LastCounts.Readable != want {
+			t.Errorf("storage %s after its scan: %s, want %d readable tiles", id, raw, want)
+		}
+		if strings.Contains(string(raw), a.Secret) || strings.Contains(string(raw), a.Access) {
+			t.Errorf("the API shows a key: %s", raw)
+		}
+		if strings.Join(v.Credentials, ",") != "s3AccessKey,s3SecretKey" || v.S3Region != "us-east-1" || v.S3Endpoint == "" {
+			t.Errorf("settings shown: %s", raw)
+		}
+	}
+
+	// The same location: same store (trailing slash aside), bucket and prefix.
+	dup := fmt.Sprintf(`{"url": "s3://pcrs/livraison", "s3Endpoint": %q, "credentials": {"s3AccessKey": %q, "s3SecretKey": %q}}`, a.Endpoint+"/", a.Access, a.Secret)
+	code, raw := call(t, "POST", api.URL+"/storages", adminToken, dup)
+	if got := decode(t, raw); code != http.StatusConflict || got.Code != CodeDuplicate || got.ID != idA || !strings.Contains(got.Message, idA) {
+		t.Errorf("duplicate: %d %s, want 409 %s naming %s", code, raw, CodeDuplicate, idA)
+	}
+
+	dead := servertest.FreePort(t)
+	for name, c := range map[string]struct {
+		body, code, says string
+	}{
+		"wrong secret key":   {reg(a, "s3://pcrs/autre/", a.Access, "secret-faux-4f1e"), CodeS3SignatureMismatch, "credentials.s3SecretKey"},
+		"unknown access key": {reg(a, "s3://pcrs/autre/", "inconnue-77a0", a.Secret), CodeS3InvalidAccessKey, "credentials.s3AccessKey"},
+		"missing bucket":     {reg(a, "s3://absent/", a.Access, a.Secret), CodeS3NoSuchBucket, "« absent »"},
+		"wrong region":       {strings.Replace(reg(a, "s3://pcrs/autre/", a.Access, a.Secret), "us-east-1", "eu-west-3", 1), CodeS3WrongRegion, "s3Region"},
+		"no keys":            {fmt.Sprintf(`{"url": "s3://pcrs/autre/", "s3Endpoint": %q}`, a.Endpoint), CodeS3AccessDenied, "credentials.s3AccessKey"},
+		"dead endpoint": {fmt.Sprintf(`{"url": "s3://pcrs/autre/", "s3Endpoint": "http://127.0.0.1:%d", "credentials": {"s3AccessKey": %q, "s3SecretKey": %q}}`, dead, a.Access, a.Secret),
+			CodeUnreachable, "s3Endpoint"},
+	} {
+		code, raw := call(t, "POST", api.URL+"/storages", adminToken, c.body)
+		got := decode(t, raw)
+		if code != http.StatusUnprocessableEntity || got.Code != c.code || !strings.Contains(got.Message, c.says) {
+			t.Errorf("%s: %d %s, want 422 %s saying %s", name, code, raw, c.code, c.says)
+		}
+		if strings.Contains(string(raw), "secret-faux-4f1e") || strings.Contains(string(raw), a.Secret) {
+			t.Errorf("%s: the answer quotes a key: %s", name, raw)
+		}
+	}
+	if _, raw := call(t, "GET", api.URL+"/storages", "", ""); bytes.Count(raw, []byte(`"id"`)) != 2 {
+		t.Errorf("refused registrations were kept: %s", raw)
+	}
+
+	// Keys revoked after registration: the scan says so, in French.
+	if err := s.put(&Record{ID: "revoked", URL: "s3://pcrs/livraison/", Settings: Settings{S3Endpoint: b.Endpoint},
+		Credentials: Credentials{S3AccessKey: b.Access, S3SecretKey: "revoquee-0c3d"}, Interval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s.queue("revoked")
+	scans.await(t, "revoked", 1)
+	v, raw := storageView(t, api.URL, "revoked")
+	if v.LastProblem == nil || v.LastProblem.Code != CodeS3SignatureMismatch || v.LastError == nil || strings.Contains(string(raw), "revoquee-0c3d") {
+		t.Errorf("scan with a revoked key: %s", raw)
+	}
+}
+
+// sshServer is OpenSSH's sshd, as servertest.Sshd starts it, that a test
+// can restart on the same port with another host key.
+type sshServer struct {
+	bin, dir, conf string
+	port, pgid     int
+	clientKey      string
+	client         ssh.PublicKey
+}
+
+func startSSH(t *testing.T) *sshServer {
+	t.Helper()
+	srv := &sshServer{bin: servertest.Binary(t, "sshd", "/usr/sbin/sshd"), dir: t.TempDir(), port: servertest.FreePort(t)}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatalf("sshd needs /run/sshd: %v", err)
+	}
+	servertest.NewKey(t, filepath.Join(srv.dir, "host_key"))
+	srv.clientKey = filepath.Join(srv.dir, "client_key")
+	srv.client = servertest.NewKey(t, srv.clientKey).PublicKey()
+	servertest.WriteFile(t, srv.dir, "authorized_keys", string(ssh.MarshalAuthorizedKey(srv.client)))
+	srv.conf = servertest.WriteFile(t, srv.dir, "sshd_config", strings.Join([]string{
+		fmt.Sprintf("Port %d", srv.port),
+		"ListenAddress 127.0.0.1",
+		"HostKey " + filepath.Join(srv.dir, "host_key"),
+		"PidFile " + filepath.Join(srv.dir, "sshd.pid"),
+		"StrictModes no",
+		"UsePAM no",
+		"PermitRootLogin yes",
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"AuthorizedKeysFile " + filepath.Join(srv.dir, "authorized_keys"),
+		"Subsystem sftp internal-sftp",
+		"ForceCommand internal-sftp",
+		"MaxSessions 64",
+		"MaxStartups 64",
+	}, "\n")+"\n")
+	srv.pgid = servertest.Start(t, srv.port, srv.bin, "-D", "-e", "-f", srv.conf)
+	return srv
+}
+
+// newHostKey restarts the server with a fresh host key.
+func (srv *sshServer) newHostKey(t *testing.T) {
+	t.Helper()
+	_ = syscall.Kill(-srv.pgid, syscall.SIGKILL)
+	for deadline := time.Now().Add(10 * time.Second); len(servertest.GroupMembers(srv.pgid)) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("sshd outlived SIGKILL")
+		}
+	}
+	servertest.NewKey(t, filepath.Join(srv.dir, "host_key"))
+	srv.pgid = servertest.Start(t, srv.port, srv.bin, "-D", "-e", "-f", srv.conf)
+}
+
+// fingerprint is the host key's fingerprint as ssh-keygen -l prints it.
+func (srv *sshServer) fingerprint(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(servertest.Binary(t, "ssh-keygen", "/usr/bin/ssh-keygen"), "-l", "-E", "sha256", "-f", filepath.Join(srv.dir, "host_key")).Output()
+	if err != nil {
+		t.Fatalf("ssh-keygen -l: %v", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 || !strings.HasPrefix(f[1], "SHA256:") {
+		t.Fatalf("ssh-keygen -l printed %q", out)
+	}
+	return f[1]
+}
+
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "root"
+}
+
+// TestSFTPHostKeyConfirmed: an SFTP storage with an encrypted private key.
+// The first registration answers 409 with the host key's fingerprint (as
+// ssh-keygen prints it) and registers nothing; sent again with it, the
+// storage is registered and scans. The server then presents another host
+// key: the scan is refused with a sentence naming both fingerprints, the
+// outputs stay, and confirming the new key by PATCH scans again, reusing
+// every tile.
+func TestSFTPHostKeyConfirmed(t *testing.T) {
+	const passphrase = "phrase-9b27-de-passe"
+	srv := startSSH(t)
+	root := t.TempDir()
+	tileFiles(t, root, 3)
+	servertest.OpenUp(t, root)
+	key, err := os.ReadFile(srv.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(raw, "", []byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	locked := string(pem.EncodeToMemory(block))
+	logs := &syncBuffer{}
+	var scans *scanWatch
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func(s *Service) { scans = watchScans(s) })
+	url := fmt.Sprintf("sftp://%s@127.0.0.1:%d%s", currentUser(), srv.port, root)
+	body := func(extra string) string {
+		return fmt.Sprintf(`{"url": %q, "credentials": {"sftpPrivateKey": %q, "sftpPassphrase": %q}%s}`, url, locked, passphrase, extra)
+	}
+	first := srv.fingerprint(t)
+
+	code, rawAnswer := call(t, "POST", api.URL+"/storages", adminToken, body(""))
+	got := decode(t, rawAnswer)
+	if code != http.StatusConflict || got.Code != CodeHostKeyUnconfirmed || got.HostKeyFingerprint != first || got.HostKeyType != ssh.KeyAlgoED25519 || !strings.Contains(got.Message, first) {
+		t.Fatalf("first contact: %d %s, want 409 %s with %s", code, rawAnswer, CodeHostKeyUnconfirmed, first)
+	}
+	if _, list := call(t, "GET", api.URL+"/storages", "", ""); string(bytes.TrimSpace(list)) != "[]" {
+		t.Fatalf("an unconfirmed storage was registered: %s", list)
+	}
+	// Another fingerprint than the server's: refused, both named.
+	other := "SHA256:" + strings.Repeat("A", 43)
+	code, rawAnswer = call(t, "POST", api.URL+"/storages", adminToken, body(`, "hostKeyFingerprint": "`+other+`"`))
+	if got := decode(t, rawAnswer); code != http.StatusUnprocessableEntity || got.Code != CodeHostKeyMismatch || !containsAll(got.Message, first, other) {
+		t.Errorf("a wrong fingerprint: %d %s", code, rawAnswer)
+	}
+
+	// Confirmed, but with credentials the server refuses.
+	stranger := filepath.Join(t.TempDir(), "stranger")
+	servertest.NewKey(t, stranger)
+	strangerKey, _ := os.ReadFile(stranger)
+	for name, c := range map[string]struct{ credentials, code, says string }{
+		"unauthorized key": {fmt.Sprintf(`{"sftpPrivateKey": %q}`, strangerKey), CodeSFTPAuthFailed, "identifiant ou clé refusés par le serveur SFTP : vérifiez"},
+		"wrong passphrase": {fmt.Sprintf(`{"sftpPrivateKey": %q, "sftpPassphrase": "pas-elle"}`, locked), CodeSFTPKeyPassphrase, "credentials.sftpPassphrase"},
+		"public key":       {fmt.Sprintf(`{"sftpPrivateKey": %q}`, ssh.MarshalAuthorizedKey(srv.client)), CodeSFTPKeyUnreadable, "pas la clé publique"},
+	} {
+		code, rawAnswer := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q, "hostKeyFingerprint": %q, "credentials": %s}`, url, first, c.credentials))
+		if got := decode(t, rawAnswer); code != http.StatusUnprocessableEntity || got.Code != c.code || !strings.Contains(got.Message, c.says) {
+			t.Errorf("%s: %d %s, want 422 %s saying %q", name, code, rawAnswer, c.code, c.says)
+		}
+	}
+
+	id := register(t, api.URL, body(`, "hostKeyFingerprint": "`+got.HostKeyFingerprint+`"`))
+	scans.await(t, id, 1)
+	v, shownRaw := storageView(t, api.URL, id)
+	if v.LastSuccess == nil || v.LastCounts == nil || v.LastCounts.Readable != 3 || v.HostKeyFingerprint != first || strings.Join(v.Credentials, ",") != "sftpPrivateKey,sftpPassphrase" {
+		t.Fatalf("after the first scan: %s", shownRaw)
+	}
+
+	srv.newHostKey(t)
+	second := srv.fingerprint(t)
+	if code, _ := call(t, "POST", api.URL+"/storages/"+id+"/scan", adminToken, ""); code != http.StatusAccepted {
+		t.Fatalf("scan request: %d", code)
+	}
+	scans.await(t, id, 2)
+	v, shownRaw = storageView(t, api.URL, id)
+	if p := v.LastProblem; p == nil || p.Code != CodeHostKeyMismatch || !containsAll(p.Message, first, second, "PATCH") || p.HostKeyFingerprint != second {
+		t.Fatalf("scan against a changed host key: %s, want %s naming %s and %s", shownRaw, CodeHostKeyMismatch, first, second)
+	}
+	if v.LastCounts.Readable != 3 {
+		t.Errorf("the refused scan changed the counts: %s", shownRaw)
+	}
+	if code, out := call(t, "GET", api.URL+"/storages/"+id+"/dalles.geojson", "", ""); code != http.StatusOK || bytes.Count(out, []byte(`"Feature"`)) != 3 {
+		t.Errorf("outputs after the refused scan: %d, %d features", code, bytes.Count(out, []byte(`"Feature"`)))
+	}
+
+	code, rawAnswer = call(t, "PATCH", api.URL+"/storages/"+id, adminToken, `{"hostKeyFingerprint": "`+second+`"}`)
+	if code != http.StatusOK {
+		t.Fatalf("confirming the new host key: %d %s", code, rawAnswer)
+	}
+	scans.await(t, id, 3)
+	v, shownRaw = storageView(t, api.URL, id)
+	if v.LastError != nil || v.LastProblem != nil || v.LastCounts == nil || v.LastCounts.Reused != 3 || v.HostKeyFingerprint != second {
+		t.Errorf("after the new key was confirmed: %s, want a scan reusing the 3 tiles", shownRaw)
+	}
+	for _, secret := range []string{passphrase, strings.Split(locked, "\n")[1]} {
+		if strings.Contains(logs.String(), secret) || strings.Contains(string(shownRaw), secret) {
+			t.Errorf("the key or its passphrase was shown or logged")
+		}
+	}
+}
+
+// basicAuthNginx serves root at /tiles/ (autoindex) behind HTTP basic
+// auth, the accepted password read from a file nginx reads at each
+// request; it returns the listing's URL with the user, and the password
+// file.
+func basicAuthNginx(t *testing.T, root, user, password string) (string, string) {
+	t.Helper()
+	bin := servertest.Binary(t, "nginx", "/usr/sbin/nginx")
+	dir := t.TempDir()
+	port := servertest.FreePort(t)
+	users := servertest.WriteFile(t, dir, "htpasswd", user+":{PLAIN}"+password+"\n")
+	conf := servertest.WriteFile(t, dir, "nginx.conf", strings.Join([]string{
+		"user root;",
+		"worker_processes 1;",
+		"pid " + filepath.Join(dir, "nginx.pid") + ";",
+		"error_log " + filepath.Join(dir, "error.log") + ";",
+		"events { worker_connections 256; }",
+		"http {",
+		"  access_log off;",
+		"  client_body_temp_path " + dir + "/body; proxy_temp_path " + dir + "/proxy; fastcgi_temp_path " + dir + "/fcgi; uwsgi_temp_path " + dir + "/uwsgi; scgi_temp_path " + dir + "/scgi;",
+		fmt.Sprintf("  server { listen 127.0.0.1:%d;", port),
+		"    location /tiles/ { alias " + root + "/; autoindex on; auth_basic \"pcrs\"; auth_basic_user_file " + users + "; }",
+		"  }",
+		"}",
+	}, "\n")+"\n")
+	servertest.Start(t, port, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	return fmt.Sprintf("http://%s@127.0.0.1:%d/tiles/", user, port), users
+}
+
+// TestPatchKeepsState: the owner's password changes on the server; PATCH
+// gives the new one without losing anything: the next scan reuses every
+// tile and the outputs stay served throughout. A wrong new password is
+// refused and changes nothing; the location never changes.
+func TestPatchKeepsState(t *testing.T) {
+	const before, after = "ancien-mdp-61c2", "nouveau-mdp-0e94"
+	root := t.TempDir()
+	tileFiles(t, root, 3)
+	servertest.OpenUp(t, root)
+	url, users := basicAuthNginx(t, root, "owner", before)
+	var scans *scanWatch
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey}, func(s *Service) { scans = watchScans(s) })
+	id := register(t, api.URL, fmt.Sprintf(`{"url": %q, "credentials": {"password": %q}}`, url, before))
+	scans.await(t, id, 1)
+	if v, raw := storageView(t, api.URL, id); v.LastSuccess == nil || v.LastCounts.Readable != 3 {
+		t.Fatalf("first scan: %s", raw)
+	}
+
+	servertest.WriteFile(t, filepath.Dir(users), "htpasswd", "owner:{PLAIN}"+after+"\n")
+	code, raw := call(t, "PATCH", api.URL+"/storages/"+id, adminToken, `{"credentials": {"password": "pas-le-bon-3d"}}`)
+	if got := decode(t, raw); code != http.StatusUnprocessableEntity || got.Code == "" || got.Message == "" || strings.Contains(string(raw), "pas-le-bon-3d") {
+		t.Errorf("a wrong new password: %d %s, want 422", code, raw)
+	}
+	for name, body := range map[string]string{
+		"another location": `{"url": "http://example.org/tiles/"}`,
+		"S3 settings":      `{"s3Region": "gra"}`,
+		"unknown field":    `{"pasword": "x"}`,
+	} {
+		if code, raw := call(t, "PATCH", api.URL+"/storages/"+id, adminToken, body); code != http.StatusBadRequest {
+			t.Errorf("PATCH with %s: %d %s, want 400", name, code, raw)
+		}
+	}
+	if code, _ := call(t, "PATCH", api.URL+"/storages/nope", adminToken, `{"name": "x"}`); code != http.StatusNotFound {
+		t.Errorf("PATCH of no storage: %d", code)
+	}
+	if code, _ := call(t, "PATCH", api.URL+"/storages/"+id, "", `{"name": "x"}`); code != http.StatusUnauthorized {
+		t.Errorf("PATCH without the admin token: %d", code)
+	}
+	if n := scans.count(id); n != 1 {
+		t.Fatalf("refused changes caused %d scans", n-1)
+	}
+
+	code, raw = call(t, "PATCH", api.URL+"/storages/"+id, adminToken, fmt.Sprintf(`{"credentials": {"password": %q}, "interval": "2h"}`, after))
+	if code != http.StatusOK || strings.Contains(string(raw), after) {
+		t.Fatalf("PATCH the password: %d %s", code, raw)
+	}
+	scans.await(t, id, 2)
+	v, raw := storageView(t, api.URL, id)
+	if v.LastError != nil || v.LastCounts == nil || v.LastCounts.Reused != 3 || v.Interval != "2h0m0s" || strings.Join(v.Credentials, ",") != "password" {
+		t.Errorf("after PATCH: %s, want a scan reusing the 3 tiles", raw)
+	}
+	for _, output := range []string{"dalles.geojson", "livrables.geojson", "report", "dalles.fgb"} {
+		if code, _ := call(t, "GET", api.URL+"/storages/"+id+"/"+output, "", ""); code != http.StatusOK {
+			t.Errorf("%s after PATCH: %d", output, code)
+		}
+	}
+}
+
+// TestLocationKey: what counts as the same location.
+func TestLocationKey(t *testing.T) {
+	s := &Service{cfg: Config{S3Endpoint: "https://s3.example.fr"}}
+	same := [][2]Record{
+		{{URL: "https://h.fr/tiles/"}, {URL: "HTTPS://a:b@H.FR:443/tiles?apikey=x"}},
+		{{URL: "sftp://u@h.fr/data/"}, {URL: "sftp://v:pw@h.fr:22/data"}},
+		{{URL: "ftp://h.fr/pub/./x/"}, {URL: "ftp://h.fr:21/pub/x"}},
+		{{URL: "s3://b/p/"}, {URL: "s3://b/p", Settings: Settings{S3Endpoint: "https://S3.example.fr/"}}},
+	}
+	for _, c := range same {
+		if a, b := s.locationKey(c[0]), s.locationKey(c[1]); a != b {
+			t.Errorf("%s and %s differ: %s, %s", c[0].URL, c[1].URL, a, b)
+		}
+	}
+	differ := [][2]Record{
+		{{URL: "https://h.fr/tiles/"}, {URL: "http://h.fr/tiles/"}},
+		{{URL: "sftp://h.fr/data/"}, {URL: "sftp://h.fr:2222/data/"}},
+		{{URL: "s3://b/p/"}, {URL: "s3://b/p/", Settings: Settings{S3Endpoint: "https://other.example.fr"}}},
+		{{URL: "s3://b/p/"}, {URL: "s3://b/q/"}},
+	}
+	for _, c := range differ {
+		if a, b := s.locationKey(c[0]), s.locationKey(c[1]); a == b {
+			t.Errorf("%s (%s) and %s (%s) are one location: %s", c[0].URL, c[0].S3Endpoint, c[1].URL, c[1].S3Endpoint, a)
+		}
+	}
+}
