@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"log/slog"
+	"math"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/livrable"
@@ -21,23 +22,22 @@ type WarningEntry struct {
 func checkQuality(sp *spool, attrs *livrable.Attributes, opts footprint.Options, log *slog.Logger) ([]WarningEntry, map[string]int, error) {
 	tiles := make([]quality.Tile, 0, sp.count(flagReadable))
 	// A delivery has a handful of formats, compressions and band layouts:
-	// one copy of each, not one per tile.
-	interned := map[string]string{}
-	intern := func(s string) string {
-		if v, ok := interned[s]; ok {
-			return v
-		}
-		interned[s] = s
-		return s
-	}
+	// one copy of each, shared by its tiles, not one per tile.
+	interned := map[quality.Attrs]*quality.Attrs{}
 	err := sp.each(flagReadable, func(t *Tile) error {
 		h := t.Header
 		if h == nil {
 			return nil
 		}
+		a := quality.Attrs{Format: h.MimeType, Compression: h.Compression, Bands: bandes(t)}
+		shared, ok := interned[a]
+		if !ok {
+			shared = &a
+			interned[a] = shared
+		}
 		tiles = append(tiles, quality.Tile{
-			Path: t.Object.Key, EPSG: h.EPSG, Box: h.Box(), Width: h.Width, Height: h.Height, Resolution: h.PixelSize(),
-			Format: intern(h.MimeType), Compression: intern(h.Compression), Bands: intern(bandes(t)), Size: t.Object.Size,
+			Path: t.Object.Key, EPSG: clampInt32(h.EPSG), Box: h.Box(), Width: clampInt32(h.Width), Height: clampInt32(h.Height),
+			Resolution: h.PixelSize(), Attrs: shared, Size: t.Object.Size,
 		})
 		return nil
 	})
@@ -80,4 +80,10 @@ func noWarnings() map[string]int {
 		m[string(k)] = 0
 	}
 	return m
+}
+
+// clampInt32 is v as the check holds it: headers give sizes and codes far
+// below 2³¹, and a hostile one is clamped rather than wrapped.
+func clampInt32(v int) int32 {
+	return int32(max(min(v, math.MaxInt32), math.MinInt32))
 }

@@ -23,9 +23,9 @@ func (c *checker) mixed() {
 		name  string
 		value func(*Tile) string
 	}{
-		{"formats", func(t *Tile) string { return t.Format }},
-		{"compressions", func(t *Tile) string { return t.Compression }},
-		{"band layouts", func(t *Tile) string { return t.Bands }},
+		{"formats", func(t *Tile) string { return t.attrs().Format }},
+		{"compressions", func(t *Tile) string { return t.attrs().Compression }},
+		{"band layouts", func(t *Tile) string { return t.attrs().Bands }},
 		{"CRSs", epsgName()},
 	}
 	for _, a := range attrs {
@@ -63,13 +63,13 @@ func tilesCount(n int) string {
 // epsgName writes a tile's CRS as "EPSG:2154", once per run of one code:
 // formatting a million codes would cost more than the rest of mixed.
 func epsgName() func(*Tile) string {
-	last, name := 0, ""
+	last, name := int32(0), ""
 	return func(t *Tile) string {
 		if t.EPSG <= 0 {
 			return ""
 		}
 		if t.EPSG != last {
-			last, name = t.EPSG, "EPSG:"+strconv.Itoa(t.EPSG)
+			last, name = t.EPSG, "EPSG:"+strconv.Itoa(int(t.EPSG))
 		}
 		return name
 	}
@@ -152,7 +152,7 @@ func (c *checker) resolutions() {
 	for _, i := range c.inOrder(odd) {
 		t := &c.tiles[i]
 		c.report(Resolution, t.Path, "", func() Warning {
-			return Warning{EPSG: t.EPSG, Box: boxPtr(t.Box),
+			return Warning{EPSG: int(t.EPSG), Box: boxPtr(t.Box),
 				Detail: fmt.Sprintf("Its resolution is %s where the delivery's is %s.", cm(t.Resolution), cm(mode))}
 		})
 	}
@@ -202,7 +202,7 @@ const (
 
 // peerKey is what makes two tiles' sizes comparable.
 type peerKey struct {
-	w, h                int
+	w, h                int32
 	format, compression string
 }
 
@@ -226,7 +226,7 @@ func (c *checker) sizes() {
 		m, n := medians[groupOf[i]], len(peers[groupOf[i]])
 		r := float64(t.Size) / m
 		c.report(SizeOutlier, t.Path, "", func() Warning {
-			return Warning{Ratio: roundSig(r, 4), EPSG: t.EPSG, Box: boxPtr(t.Box),
+			return Warning{Ratio: roundSig(r, 4), EPSG: int(t.EPSG), Box: boxPtr(t.Box),
 				Detail: fmt.Sprintf("It is %d bytes, %s%% of the median size of its %d peers of the same dimensions, format and compression (%.0f bytes): mostly empty?",
 					t.Size, num(roundSig(100*r, 3)), n, m)}
 		})
@@ -249,7 +249,7 @@ func (c *checker) peerGroups() ([]int32, [][]int64) {
 		if t.Size <= 0 {
 			continue
 		}
-		if key := (peerKey{t.Width, t.Height, t.Format, t.Compression}); lastGroup < 0 || key != last {
+		if key := (peerKey{t.Width, t.Height, t.attrs().Format, t.attrs().Compression}); lastGroup < 0 || key != last {
 			g, ok := index[key]
 			if !ok {
 				g = int32(len(counts))

@@ -40,7 +40,7 @@ func compareTiles(a, b *Tile) int {
 		}
 	}
 	return cmp.Or(cmp.Compare(a.Width, b.Width), cmp.Compare(a.Height, b.Height), cmp.Compare(a.Resolution, b.Resolution),
-		strings.Compare(a.Format, b.Format), strings.Compare(a.Compression, b.Compression), strings.Compare(a.Bands, b.Bands),
+		strings.Compare(a.attrs().Format, b.attrs().Format), strings.Compare(a.attrs().Compression, b.attrs().Compression), strings.Compare(a.attrs().Bands, b.attrs().Bands),
 		cmp.Compare(a.Size, b.Size))
 }
 
@@ -78,14 +78,14 @@ func (c *checker) order() {
 	n := min(len(c.tiles), math.MaxInt32) // an int32 indexes the tiles
 	c.tiles = c.tiles[:n]
 	c.group = make([]int32, n)
-	counts := map[int]int{}
+	counts := map[int32]int{}
 	for i := range c.tiles {
 		if t := &c.tiles[i]; finite(t.Box) {
 			counts[t.EPSG]++
 		}
 	}
 	codes := sortedKeys(counts)
-	index := make(map[int]int32, len(codes))
+	index := make(map[int32]int32, len(codes))
 	members := make([][]int32, len(codes))
 	for k, code := range codes {
 		index[code] = int32(k)
@@ -100,7 +100,7 @@ func (c *checker) order() {
 		}
 	}
 	for k, code := range codes {
-		c.groups = append(c.groups, newGroup(c.tiles, code, members[k], c.opts.Tolerance))
+		c.groups = append(c.groups, newGroup(c.tiles, int(code), members[k], c.opts.Tolerance))
 		members[k] = nil
 	}
 }

@@ -42,17 +42,32 @@ import (
 	"slices"
 )
 
-// Tile is what the check needs from one readable tile.
+// Tile is what the check needs from one readable tile. A scan holds a
+// million of them at once: the attributes a delivery repeats on every
+// tile are shared (Attrs), and the rest is kept to 88 bytes.
 type Tile struct {
 	Path          string     // relative to the storage root, e.g. "dalles/0651000_6226400.jp2"
-	EPSG          int        // the CRS of Box
 	Box           [4]float64 // minX, minY, maxX, maxY in the CRS's units (metres)
-	Width, Height int        // pixels
 	Resolution    float64    // pixel size in CRS units (metres), > 0
-	Format        string     // "image/jp2" or "image/tiff"
-	Compression   string     // "LOSSY", "LOSSLESS", "JPEG", "LZW", "NONE"…
-	Bands         string     // "Red(Byte)/Green(Byte)/Blue(Byte)"
 	Size          int64      // bytes; 0 = unknown
+	Attrs         *Attrs     // nil: none known
+	EPSG          int32      // the CRS of Box
+	Width, Height int32      // pixels
+}
+
+// Attrs are a tile's encoding, shared by the tiles that have the same.
+type Attrs struct {
+	Format      string // "image/jp2" or "image/tiff"
+	Compression string // "LOSSY", "LOSSLESS", "JPEG", "LZW", "NONE"…
+	Bands       string // "Red(Byte)/Green(Byte)/Blue(Byte)"
+}
+
+// attrs is t's encoding, empty when unknown.
+func (t *Tile) attrs() Attrs {
+	if t.Attrs == nil {
+		return Attrs{}
+	}
+	return *t.Attrs
 }
 
 // Options tune the check; zero values take the defaults.
@@ -279,7 +294,7 @@ func roundSig(v float64, digits int) float64 {
 
 // sortedKeys is m's keys in increasing order, for map-driven loops that
 // must not depend on Go's map order.
-func sortedKeys[K int | int64 | string, V any](m map[K]V) []K {
+func sortedKeys[K int | int32 | int64 | string, V any](m map[K]V) []K {
 	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

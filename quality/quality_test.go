@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // delivery is a synthetic grid of square tiles in Lambert-93, named by
@@ -13,7 +14,7 @@ import (
 type delivery struct {
 	x0, y0      float64 // the grid's lower-left corner
 	side        float64 // metres
-	px          int     // pixels per side
+	px          int32   // pixels per side
 	format, cmp string
 	name        func(b [4]float64) string // the path
 }
@@ -22,8 +23,8 @@ func (d delivery) tile(col, row int) Tile {
 	x, y := d.x0+d.side*float64(col), d.y0+d.side*float64(row)
 	b := [4]float64{x, y, x + d.side, y + d.side}
 	return Tile{Path: d.name(b), EPSG: 2154, Box: b, Width: d.px, Height: d.px, Resolution: d.side / float64(d.px),
-		Format: d.format, Compression: d.cmp, Bands: "Red(Byte)/Green(Byte)/Blue(Byte)",
-		Size: 9_500_000 + int64((col*7919+row*104729)%1_000_000)}
+		Attrs: &Attrs{Format: d.format, Compression: d.cmp, Bands: "Red(Byte)/Green(Byte)/Blue(Byte)"},
+		Size:  9_500_000 + int64((col*7919+row*104729)%1_000_000)}
 }
 
 // grid is cols x rows tiles, column by column, less the cells in skip.
@@ -94,11 +95,11 @@ func TestPlanted(t *testing.T) {
 	at(0, 9).Resolution, at(0, 9).Width, at(0, 9).Height, at(0, 9).Size = 0.10, 2000, 2000, 2_600_000
 	// (9, 9) a JPEG 2000 among GeoTIFFs.
 	jp2 := strings.TrimSuffix(name(9, 9), ".tif") + ".jp2"
-	at(9, 9).Format, at(9, 9).Compression, at(9, 9).Path = "image/jp2", "LOSSY", jp2
+	at(9, 9).Attrs, at(9, 9).Path = &Attrs{Format: "image/jp2", Compression: "LOSSY", Bands: at(9, 9).Attrs.Bands}, jp2
 	// (3, 8) a hundredth of its peers' median size: blank.
 	var sizes []int64
 	for _, tl := range tiles {
-		if tl.Width == 4000 && tl.Format == "image/tiff" {
+		if tl.Width == 4000 && tl.Attrs.Format == "image/tiff" {
 			sizes = append(sizes, tl.Size)
 		}
 	}
@@ -427,7 +428,7 @@ func TestGeographic(t *testing.T) {
 		for r := range 20 {
 			x, y := 2.3+side*float64(c), 48.8+side*float64(r)
 			tiles = append(tiles, Tile{Path: fmt.Sprintf("t_%03d_%03d.tif", c, r), EPSG: 4326, Box: [4]float64{x, y, x + side, y + side},
-				Width: 4000, Height: 4000, Resolution: side / 4000, Format: "image/tiff", Compression: "JPEG", Size: 1000})
+				Width: 4000, Height: 4000, Resolution: side / 4000, Attrs: &Attrs{Format: "image/tiff", Compression: "JPEG"}, Size: 1000})
 		}
 	}
 	if res := Check(tiles, Options{}); len(res.Warnings) != 0 {
@@ -448,5 +449,13 @@ func TestGeographic(t *testing.T) {
 	}
 	if got := lines(res.Warnings); !slices.Equal(got, want) {
 		t.Errorf("defects in degrees: %v\nwant %v", got, want)
+	}
+}
+
+// TestTileSize: a scan holds one Tile per readable tile, a million at
+// once; a field added carelessly costs megabytes.
+func TestTileSize(t *testing.T) {
+	if s := unsafe.Sizeof(Tile{}); s > 88 {
+		t.Errorf("a Tile takes %d bytes, want at most 88", s)
 	}
 }

@@ -86,9 +86,9 @@ func fuzzTiles(seed uint64, n int, spread, res float64, wild bool) []Tile {
 		default:
 			path = fmt.Sprintf("d%d/T_%07.0f_%07.0f.tif", r.IntN(3), b[0], b[1])
 		}
-		tiles = append(tiles, Tile{Path: path, EPSG: 2154 + r.IntN(2), Box: b, Width: 4000, Height: 4000 + r.IntN(2),
-			Resolution: res * (1 + float64(r.IntN(3))), Format: []string{"image/tiff", "image/jp2", ""}[r.IntN(3)],
-			Compression: "JPEG", Size: r.Int64N(3) * r.Int64N(1_000_000)})
+		tiles = append(tiles, Tile{Path: path, EPSG: 2154 + r.Int32N(2), Box: b, Width: 4000, Height: 4000 + r.Int32N(2),
+			Resolution: res * (1 + float64(r.IntN(3))), Attrs: []*Attrs{{Format: "image/tiff", Compression: "JPEG"}, {Format: "image/jp2", Compression: "JPEG"}, {Compression: "JPEG"}, nil}[r.IntN(4)],
+			Size: r.Int64N(3) * r.Int64N(1_000_000)})
 	}
 	return tiles
 }
@@ -125,7 +125,7 @@ func FuzzCheck(f *testing.F) {
 // more than one lattice step wide and high.
 func bruteForce(tiles []Tile, tol float64) (dups, overlaps int, pairs map[[2]string]bool) {
 	pairs = map[[2]string]bool{}
-	byEPSG := map[int][]int32{}
+	byEPSG := map[int32][]int32{}
 	for i := range tiles {
 		if finite(tiles[i].Box) {
 			byEPSG[tiles[i].EPSG] = append(byEPSG[tiles[i].EPSG], int32(i))

@@ -175,17 +175,19 @@ func runStaged(ctx context.Context, j *job, cat catalogSource, dest *output.Pref
 	if err := seed(ctx, dest, j.out, statePath); err != nil {
 		return fail("cannot use the output prefix", err)
 	}
+	j.deliver = func(ctx context.Context) error {
+		if err := dest.Publish(ctx, j.out, output.File{Name: output.StateFile, Path: statePath}); err != nil {
+			return err
+		}
+		fmt.Fprintf(j.stdout, "  uploaded to %s\n", dest)
+		return nil
+	}
 	if rc := j.run(ctx); rc != exitOK {
+		// The attempt's report (report.failed.json) tells what was not
+		// published; SIGTERM may be what cut the upload.
 		keepAttempt(ctx, j, dest, statePath, filepath.Join(j.out, indexer.FailedReportFile))
 		return rc
 	}
-	if err := dest.Publish(ctx, j.out, output.File{Name: output.StateFile, Path: statePath}); err != nil {
-		// The scan's report tells what was not published; SIGTERM may be
-		// what cut the upload.
-		keepAttempt(ctx, j, dest, statePath, filepath.Join(j.out, indexer.ReportFile))
-		return fail("upload failed: livrable not published, its previous report.json stays", err)
-	}
-	fmt.Fprintf(j.stdout, "  uploaded to %s\n", dest)
 	return exitOK
 }
 

@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -388,10 +390,28 @@ func TestBatchS3UploadFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	published := indexer.PublishedAt(dir)
 	for _, refused := range []string{"/" + indexer.DallesFile, "/" + indexer.ReportFile} {
 		endpoint := refusingProxy(t, srv.Endpoint, refused)
-		logs, err := child(t, env, "batch", "--out", "s3://pcrs/out", "--s3-endpoint", endpoint, "--s3-path-style", "--retries", "1", manifest)
+		metrics := t.TempDir()
+		logs, err := child(t, env, "batch", "--out", "s3://pcrs/out", "--s3-endpoint", endpoint, "--s3-path-style", "--retries", "1", "--metrics-file", metrics, manifest)
 		checkFailed(t, "refusing "+refused, logs, err, "upload failed", id)
+		// The scan's own final event and metrics say failed too: a scan is
+		// a success only once its outputs are uploaded.
+		if got := scanOutcomes(logs); len(got) != 1 || got[0] != indexer.OutcomeFailed {
+			t.Errorf("refusing %s: scan finished with outcomes %q, want one failed", refused, got)
+		}
+		prom, _ := os.ReadFile(filepath.Join(metrics, "pcrs_indexer_"+id+".prom"))
+		last := regexp.MustCompile(`(?m)^pcrs_indexer_last_success_timestamp_seconds\{[^}]*\} (\S+)$`).FindSubmatch(prom)
+		var lastSuccess float64
+		if last != nil {
+			lastSuccess, _ = strconv.ParseFloat(string(last[1]), 64)
+		}
+		if !regexp.MustCompile(`(?m)^pcrs_indexer_scans_total\{[^}]*outcome="failed"[^}]*\} 1$`).Match(prom) ||
+			regexp.MustCompile(`(?m)^pcrs_indexer_scans_total\{[^}]*outcome="success"[^}]*\} [1-9]`).Match(prom) ||
+			lastSuccess != float64(published.Unix()) {
+			t.Errorf("refusing %s: the metrics should count one failed scan and keep the last success, %d:\n%s", refused, published.Unix(), prom)
+		}
 		for _, name := range outputs {
 			if now, _ := os.ReadFile(filepath.Join(dir, name)); !bytes.Equal(now, before[name]) {
 				t.Errorf("refusing %s: %s changed in the bucket", refused, name)
@@ -412,6 +432,18 @@ func TestBatchS3UploadFailure(t *testing.T) {
 	if strings.Contains(logs, `"scan finished"`) {
 		t.Errorf("missing bucket: the storage was scanned anyway:\n%s", logs)
 	}
+}
+
+// scanOutcomes are the outcomes of the "scan finished" events in logs.
+func scanOutcomes(logs string) []string {
+	var out []string
+	for line := range strings.Lines(logs) {
+		var ev struct{ Msg, Outcome string }
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "scan finished" {
+			out = append(out, ev.Outcome)
+		}
+	}
+	return out
 }
 
 // checkFailed: the batch exited 1, saying why and naming the livrable and

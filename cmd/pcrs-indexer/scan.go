@@ -134,6 +134,11 @@ type job struct {
 	settings                *scanSettings
 	attrs                   *livrable.Attributes
 	storageID, livrableName string
+	// deliver, when set, sends what the scan published into out (and the
+	// closed state) where they belong, a remote prefix: the scan is a
+	// success, in its final event, its metrics and its exit status, only
+	// once they are there.
+	deliver func(ctx context.Context) error
 }
 
 func scan(args []string, stdout, stderr io.Writer) int {
@@ -218,14 +223,19 @@ func (j *job) run(ctx context.Context) int {
 	}
 	u, _ := storage.ParseLocation(j.source) // Open parsed it
 	var tileState indexer.State
+	closeState := func() error { return nil }
 	if s.statePath != "" {
 		store, err := state.Open(s.statePath)
 		if err != nil {
 			return fail("cannot open the state", err)
 		}
 		defer store.Close()
+		closeState = store.Close
 		tileState = store.Namespace(storage.Redact(u.String()))
 	}
+	// What the outputs said before this scan: the last success if this
+	// one fails, whatever it has published into out meanwhile.
+	lastGood := indexer.PublishedAt(j.out)
 	registry := prometheus.NewRegistry()
 	metrics, err := indexer.NewJobMetrics(registry, j.storageID)
 	if err != nil {
@@ -249,6 +259,14 @@ func (j *job) run(ctx context.Context) int {
 	}
 	if err == nil {
 		err = indexer.Publish(j.out, res)
+	}
+	if err == nil && j.deliver != nil {
+		if err = closeState(); err == nil {
+			err = j.deliver(ctx)
+		}
+		if err != nil {
+			err = fmt.Errorf("upload failed: livrable not published, its previous outputs stay: %w", err)
+		}
 	}
 	var report *indexer.Report
 	if res != nil {
@@ -276,7 +294,7 @@ func (j *job) run(ctx context.Context) int {
 	}
 	// A job knows only its own run; the outputs it left in place say when
 	// the storage was last scanned successfully.
-	metrics.Restore(j.storageID, indexer.PublishedAt(j.out), time.Time{})
+	metrics.Restore(j.storageID, lastGood, time.Time{})
 	final.emit(indexer.Outcome(err), res, err)
 	return exitFailed
 }
