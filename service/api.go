@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -61,6 +62,12 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /livrables.geojson", s.serveMerged(indexer.LivrablesFile))
 	mux.HandleFunc("POST /storages/{id}/download-token", s.admin(s.downloadToken))
 	mux.HandleFunc("GET /storages/{id}/files/{path...}", s.download)
+	mux.HandleFunc("GET /storages/{id}/problemes.csv", s.problemsCSV)
+	mux.HandleFunc("GET /storages/{id}/problems", s.problemsJSON)
+	mux.HandleFunc("POST /storages/{id}/share", s.admin(s.shareLink))
+	mux.HandleFunc("DELETE /storages/{id}/share", s.admin(s.revokeShare))
+	mux.HandleFunc("POST /storages/{id}/download-links", s.downloadLinks)
+	mux.HandleFunc("GET /livraisons/{id}", s.deliveryPage)
 	return mux
 }
 
@@ -380,7 +387,8 @@ func (s *Service) locationKey(r Record) string {
 	scheme := strings.ToLower(u.Scheme)
 	p := strings.Trim(path.Clean("/"+u.Path), "/")
 	if scheme == "s3" {
-		return "s3://" + hostPortKey(s.s3Endpoint(r), "") + "/" + u.Host + "/" + p
+		// Bucket names are lower case on every store that resolves them.
+		return "s3://" + hostPortKey(s.s3Endpoint(r), "") + "/" + strings.ToLower(u.Host) + "/" + p
 	}
 	return scheme + "://" + hostPortKey(u.Host, scheme) + "/" + p
 }
@@ -399,7 +407,7 @@ func hostPortKey(hostport, scheme string) string {
 		return "aws"
 	}
 	h := &url.URL{Host: hostport}
-	host, port := strings.ToLower(h.Hostname()), h.Port()
+	host, port := canonicalHost(h.Hostname()), h.Port()
 	if port == "" || port == defaultPorts[scheme] {
 		if strings.Contains(host, ":") {
 			return "[" + host + "]"
@@ -407,6 +415,17 @@ func hostPortKey(hostport, scheme string) string {
 		return host
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// canonicalHost is one spelling per host: lower case, without the root's
+// trailing dot, an IP literal in its shortest form (an IPv4-mapped IPv6
+// address as IPv4).
+func canonicalHost(host string) string {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().WithZone("").String()
+	}
+	return host
 }
 
 // patch is a PATCH /storages/{id} body: what is given replaces what the
@@ -533,6 +552,14 @@ func (s *Service) patchStorage(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errNotFound) {
 		s.recordsMu.Unlock()
 		fail(w, http.StatusNotFound, "no storage %q", rec.ID)
+		return
+	}
+	if err == nil && (cur.Credentials != rec.Credentials || !sameSettings(cur.Settings, rec.Settings)) {
+		// Another change landed while this one was read and checked: its
+		// settings were built on the old record (a host key confirmed
+		// meanwhile would be undone, a pairing never checked stored).
+		s.recordsMu.Unlock()
+		refuse(w, http.StatusConflict, Problem{Code: "changed_meanwhile", Message: "le stockage a été modifié par une autre demande pendant celle-ci : relisez-le, puis renvoyez votre modification."}, "the storage changed during this request")
 		return
 	}
 	if err == nil {
@@ -714,6 +741,11 @@ func (s *Service) output(name string) http.HandlerFunc {
 // and modification time tell one version from the next. A ranged request
 // gets the plain bytes.
 func serveOutput(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi os.FileInfo) {
+	if countRanges(r.Header.Get("Range")) > maxRanges {
+		// Thousands of overlapping ranges would make a small file a huge
+		// answer; the map's reader asks for one at a time.
+		r.Header.Del("Range")
+	}
 	h := w.Header()
 	etag := fmt.Sprintf(`"%x-%x`, fi.Size(), fi.ModTime().UnixNano())
 	h.Set("Vary", "Accept-Encoding")
@@ -782,11 +814,15 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.checkToken(rec.ID, r.URL.Query().Get("token"), time.Now()); err != nil {
-		fail(w, http.StatusForbidden, "%v", err)
+	key := r.PathValue("path")
+	// An admin's token opens any file of the storage; a share page's
+	// link, the one file it was made for.
+	token, now := r.URL.Query().Get("token"), time.Now()
+	if s.checkToken(rec.ID, token, now) != nil && s.checkFileToken(rec.ID, key, token, now) != nil {
+		refuse(w, http.StatusForbidden, Problem{Code: CodeDownloadTokenInvalid,
+			Message: "lien de téléchargement expiré ou invalide : rechargez la page de la livraison pour en obtenir un nouveau."}, errBadToken.Error())
 		return
 	}
-	key := r.PathValue("path")
 	if _, err := storage.JoinKey("/", key); err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return

@@ -58,6 +58,12 @@ const (
 	CodeShrunk              = "scan_shrunk"
 	CodeStorageError        = "storage_error"
 	CodeDuplicate           = "duplicate_location"
+	// CodeShareKeyInvalid: a share link's key that is not the storage's
+	// current one (revoked, mistyped, another storage's).
+	CodeShareKeyInvalid = "share_key_invalid"
+	// CodeDownloadTokenInvalid: a download link expired, or used for
+	// another file or storage than its own.
+	CodeDownloadTokenInvalid = "download_token_invalid"
 )
 
 // explain tells err, met while reaching or scanning r, as a Problem.
@@ -122,7 +128,7 @@ func (s *Service) explain(err error, r Record) Problem {
 	case errors.Is(err, storage.ErrNotFound):
 		return Problem{Code: CodeNotFound, Message: "le dossier de l'URL n'existe pas sur le stockage : vérifiez son chemin."}
 	}
-	return Problem{Code: CodeStorageError, Message: "le stockage n'a pas pu être lu : " + err.Error()}
+	return Problem{Code: CodeStorageError, Message: "le stockage n'a pas pu être lu : " + scrubber(r)(err.Error())} // never a secret, stored or shown
 }
 
 // s3Problem tells an S3 error code; keys says whether the storage has

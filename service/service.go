@@ -113,6 +113,9 @@ type Record struct {
 	// sentence saying what the owner must change.
 	LastProblem *Problem `json:"lastProblem,omitempty"`
 	LastCounts  *Counts  `json:"lastCounts"`
+	// ShareNonce is what the storage's share links are signed over (see
+	// shareKey); "" when none was given or the last were revoked.
+	ShareNonce string `json:"shareNonce,omitempty"`
 }
 
 // Service runs scans and answers the API.

@@ -490,6 +490,12 @@ func TestLocationKey(t *testing.T) {
 		{{URL: "sftp://u@h.fr/data/"}, {URL: "sftp://v:pw@h.fr:22/data"}},
 		{{URL: "ftp://h.fr/pub/./x/"}, {URL: "ftp://h.fr:21/pub/x"}},
 		{{URL: "s3://b/p/"}, {URL: "s3://b/p", Settings: Settings{S3Endpoint: "https://S3.example.fr/"}}},
+		// One host, several spellings: the root's trailing dot, an
+		// IPv4-mapped IPv6 literal, a long IPv6 form; bucket names' case.
+		{{URL: "https://h.fr/tiles/"}, {URL: "https://h.fr./tiles/"}},
+		{{URL: "sftp://u@1.2.3.4/data/"}, {URL: "sftp://u@[::ffff:1.2.3.4]:22/data/"}},
+		{{URL: "https://[2001:db8::1]/t/"}, {URL: "https://[2001:DB8:0:0:0:0:0:1]:443/t/"}},
+		{{URL: "s3://bucket/p/"}, {URL: "s3://BUCKET/p/"}},
 	}
 	for _, c := range same {
 		if a, b := s.locationKey(c[0]), s.locationKey(c[1]); a != b {

@@ -2,10 +2,13 @@ package service
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -13,6 +16,14 @@ import (
 // Download tokens let a browser fetch tiles from storages it cannot reach
 // (SFTP, FTP) through the service: HMAC-SHA256 over the storage id and an
 // expiry, so the service keeps no token list.
+//
+// Two more signatures use the same key, each over a message that starts
+// with its purpose, so that none can stand for another:
+//   - a share key (long-lived): the storage id and the storage's share
+//     nonce; rotating the nonce revokes every link given so far;
+//   - a file token (short-lived): the storage id, one file's path and an
+//     expiry; what a share page's download links carry, so that a page
+//     shared with an owner cannot be turned into a key to any file.
 
 var errBadToken = errors.New("bad or expired token")
 
@@ -42,6 +53,74 @@ func (s *Service) checkToken(storageID, token string, now time.Time) error {
 		return errBadToken
 	}
 	if now.Unix() > int64(binary.BigEndian.Uint64(exp)) {
+		return errBadToken
+	}
+	return nil
+}
+
+// purposeMAC is the HMAC of purpose then each part, every one
+// length-prefixed: no two lists of parts sign alike, and no message
+// starts like a download token's (a storage id, which is never a
+// purpose's name).
+func (s *Service) purposeMAC(purpose string, parts ...string) []byte {
+	mac := hmac.New(sha256.New, s.tokenKey)
+	var n [4]byte
+	for _, p := range append([]string{purpose}, parts...) {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		mac.Write(n[:])
+		mac.Write([]byte(p))
+	}
+	return mac.Sum(nil)
+}
+
+// newShareNonce is a storage's share nonce: what its share keys sign.
+func newShareNonce() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// shareKey is the key of a storage's share links, bound to its id and
+// nonce; "" when sharing is off (no nonce).
+func (s *Service) shareKey(storageID, nonce string) string {
+	if nonce == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(s.purposeMAC("share", storageID, nonce))
+}
+
+// checkShareKey says whether key is rec's current share key.
+func (s *Service) checkShareKey(rec *Record, key string) error {
+	sig, err := base64.RawURLEncoding.DecodeString(key)
+	if err != nil || rec.ShareNonce == "" || !hmac.Equal(sig, s.purposeMAC("share", rec.ID, rec.ShareNonce)) {
+		return errBadToken
+	}
+	return nil
+}
+
+// signFileToken is a token for one file of a storage until expires.
+func (s *Service) signFileToken(storageID, path string, expires time.Time) string {
+	exp := expires.Unix()
+	return "f" + base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, uint64(exp))) + "." +
+		base64.RawURLEncoding.EncodeToString(s.purposeMAC("file", storageID, path, strconv.FormatInt(exp, 10)))
+}
+
+// checkFileToken says whether token is valid, now, for this file of this
+// storage.
+func (s *Service) checkFileToken(storageID, path, token string, now time.Time) error {
+	rest, ok := strings.CutPrefix(token, "f")
+	expPart, sigPart, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return errBadToken
+	}
+	exp, err1 := base64.RawURLEncoding.DecodeString(expPart)
+	sig, err2 := base64.RawURLEncoding.DecodeString(sigPart)
+	if err1 != nil || err2 != nil || len(exp) != 8 {
+		return errBadToken
+	}
+	expires := int64(binary.BigEndian.Uint64(exp))
+	want := s.purposeMAC("file", storageID, path, strconv.FormatInt(expires, 10))
+	if !hmac.Equal(sig, want) || now.Unix() > expires {
 		return errBadToken
 	}
 	return nil

@@ -7,9 +7,12 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"html"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -35,6 +38,37 @@ var assetTypes = map[string]string{
 var mapAssets = []string{"web/dist/leaflet.js", "web/dist/flatgeobuf-geojson.min.js"}
 
 func (s *Service) mapPage(w http.ResponseWriter, _ *http.Request) {
+	s.page(w, "", false)
+}
+
+// deliveryPage is one storage's page, to bookmark and share: the map
+// zoomed to its delivery alone, its problems, warnings and missing tiles.
+// With the storage's share key (?cle=…) it also lists a download link per
+// problem tile; with a key that is not, or no longer, the storage's, it
+// answers 403 and says so.
+func (s *Service) deliveryPage(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.get(r.PathValue("id"))
+	if errors.Is(err, errNotFound) {
+		errorPage(w, http.StatusNotFound, "Livraison introuvable",
+			"Aucune livraison n'a cet identifiant : vérifiez le lien, ou demandez-en un nouveau à l'administrateur du service.", "")
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	shared := r.URL.Query().Has("cle")
+	if shared && s.checkShareKey(rec, r.URL.Query().Get("cle")) != nil {
+		errorPage(w, http.StatusForbidden, "Lien de partage invalide", "C"+strings.TrimPrefix(shareMessage, "c")+
+			" La page de la livraison, sans les téléchargements, reste ouverte à tous.", "/livraisons/"+url.PathEscape(rec.ID))
+		return
+	}
+	s.page(w, rec.ID, shared)
+}
+
+// page serves the map page: every storage, or one (storageID) with its
+// download links when shared.
+func (s *Service) page(w http.ResponseWriter, storageID string, shared bool) {
 	for _, a := range mapAssets {
 		if _, err := fs.Stat(webFS, a); err != nil {
 			http.Error(w, "the map's assets were not built into this binary: run `make build`", http.StatusServiceUnavailable)
@@ -58,9 +92,38 @@ func (s *Service) mapPage(w http.ResponseWriter, _ *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
+	if shared {
+		h.Set("Cache-Control", "no-store") // its address holds a key
+	}
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src "+imgSources(basemaps)+"; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write([]byte(strings.Replace(string(page), "{{BASEMAPS}}", html.EscapeString(string(layers)), 1)))
+	// A share page's address holds its key: no basemap server may see it.
+	h.Set("Referrer-Policy", "no-referrer")
+	_, _ = w.Write([]byte(strings.NewReplacer(
+		"{{BASEMAPS}}", html.EscapeString(string(layers)),
+		"{{STORAGE}}", html.EscapeString(storageID),
+		"{{SHARED}}", strconv.FormatBool(shared),
+	).Replace(string(page))))
+}
+
+// errorPage answers a page that cannot be shown, saying why in French;
+// delivery, when not "", is the delivery's public page.
+func errorPage(w http.ResponseWriter, status int, title, message, delivery string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	links := `<a href="/">Carte des livraisons</a>`
+	if delivery != "" {
+		links = `<a href="` + html.EscapeString(delivery) + `">Page publique de la livraison</a> · ` + links
+	}
+	_, _ = fmt.Fprintf(w, `<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><title>%s — pcrs-indexer</title><link rel="stylesheet" href="/assets/app.css"></head>
+<body class="message-page"><main><h1>%s</h1><p>%s</p><p>%s</p></main></body></html>
+`, html.EscapeString(title), html.EscapeString(title), html.EscapeString(message), links)
 }
 
 // webAsset is an embedded asset ready to serve: its strong ETag (from its

@@ -7,10 +7,21 @@
 // The API's machine fields are English; everything a person reads here
 // is French, with what to do about it. The page's state for tests and
 // benchmarks is on <body>'s data attributes (data-ready, data-view…).
+//
+// The same page is one delivery's (/livraisons/{id}: body data-storage
+// set): that storage alone, its lists longer, its missing tiles with
+// their position and neighbours, the CSV report; opened with the
+// storage's share key (?cle=…, data-shared), a download link per
+// problem tile.
 (async function () {
   'use strict';
   const body = document.body;
   const TILE_ZOOM = 14;
+  const only = body.dataset.storage || ''; // one delivery's page
+  const shareKey = only && body.dataset.shared === 'true' ? new URLSearchParams(location.search).get('cle') : null;
+  // How many tiles a list shows before "… et N autres": the map's panel
+  // is an overview, a delivery's page the owner's to-do list.
+  const LISTED = only ? 100 : 10;
   // Before TILE_ZOOM the tiles are too small to see; past it a view holds
   // a few thousand at most.
 
@@ -24,13 +35,18 @@
   const num = (v, d) => Number(v).toLocaleString('fr-FR', { maximumFractionDigits: d || 0 });
   const plural = (n, one, many) => `${num(n)} ${n > 1 ? many : one}`;
   const date = (s) => new Date(s).toLocaleString('fr-FR', { dateStyle: 'medium', timeStyle: 'short' });
-  const getJSON = async (url) => {
+  const getJSON = async (url, options) => {
     try {
-      const r = await fetch(url);
+      const r = await fetch(url, options);
       return r.ok ? await r.json() : null;
     } catch (e) {
       return null;
     }
+  };
+  const link = (href, text, cls) => {
+    const a = el('a', cls || '', text);
+    a.href = href;
+    return a;
   };
 
   // --- The map, its basemaps, scale and controls, in French.
@@ -104,6 +120,8 @@
     resolution: 'résolution différente', mixed: 'livraison hétérogène', size_outlier: 'tailles anormales', missing: 'dalles manquantes',
   };
   const KIND_ORDER = Object.keys(KIND);
+  // A missing tile's expected name: the quality check puts it in path.
+  const missingName = (w) => w.expected || w.path || '';
   const isNum = (v) => typeof v === 'number' && isFinite(v);
   const WARNING = {
     off_grid: (w) => {
@@ -120,7 +138,7 @@
       return `la livraison mélange ${c.length ? c.map(([k, n]) => `${k} (${num(n)})`).join(', ') : 'plusieurs formats'} : harmonisez-la`;
     },
     size_outlier: (w) => `beaucoup plus petite que ses voisines${isNum(w.ratio) ? ` (${num(w.ratio * 100, 1)} % de la médiane)` : ''} : dalle en grande partie vide ?`,
-    missing: (w) => `dalle manquante${w.expected ? ` : ${w.expected}` : ''} : livrez-la`,
+    missing: (w) => `dalle manquante${missingName(w) ? ` : ${missingName(w)}` : ''} : livrez-la`,
   };
   const warningText = (w) => {
     const say = WARNING[w.kind];
@@ -134,7 +152,7 @@
   const marks = L.canvas({ padding: 0.2 });
   const overlays = L.featureGroup().addTo(map);
   const list = document.getElementById('storages');
-  const listed = await getJSON('/storages');
+  const listed = only ? [await getJSON(`/storages/${encodeURIComponent(only)}`)] : await getJSON('/storages');
   const storages = Array.isArray(listed) ? listed.filter((s) => s && typeof s === 'object') : [];
   const zoomTo = (layer) => map.fitBounds(layer.getBounds(), { maxZoom: 18 });
   let drawn = 0;
@@ -158,6 +176,7 @@
       li.addEventListener('click', () => zoomTo(layer));
     }
     ul.append(li);
+    return li;
   };
 
   const showStorage = async (s) => {
@@ -172,11 +191,18 @@
     }
     if (s.lastSuccessfulScan) li.append(el('div', 'when', `dernière analyse réussie : ${date(s.lastSuccessfulScan)}`));
     if (s.lastError) {
-      li.append(el('div', 'error', "La dernière analyse a échoué : vérifiez l'adresse du stockage et ses droits d'accès, puis relancez-la."));
+      const said = s.lastProblem && typeof s.lastProblem.message === 'string' && s.lastProblem.message;
+      li.append(el('div', 'error', said ? `La dernière analyse a échoué : ${said}`
+        : "La dernière analyse a échoué : vérifiez l'adresse du stockage et ses droits d'accès, puis relancez-la."));
       const d = el('details', 'technical');
       d.append(el('summary', '', 'détail technique'), el('code', '', s.lastError));
       li.append(d);
     }
+    const id = encodeURIComponent(s.id);
+    const links = el('div', 'links');
+    if (only) links.append(link(`/storages/${id}/problemes.csv`, 'Télécharger le rapport (CSV, pour un tableur)', 'csv'), ' · ', link('/', 'Carte de toutes les livraisons'));
+    else links.append(link(`/livraisons/${id}`, 'Page de la livraison', 'delivery'), ' · ', link(`/storages/${id}/problemes.csv`, 'rapport CSV', 'csv'));
+    li.append(links);
     list.append(li);
     s.li = li;
 
@@ -208,6 +234,7 @@
       if (layer) problemsDrawn++;
       return layer;
     });
+    const problemItems = [];
     if (problems.length) {
       // By reason, each with what to do, then the tiles concerned.
       li.append(el('div', 'problems-title', `${plural(problems.length, 'dalle', 'dalles')} à corriger`));
@@ -217,8 +244,8 @@
       for (const r of Object.keys(byReason).sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99))) {
         const ul = el('ul', 'problems');
         ul.append(el('li', 'kind', `${reasonText(r)} (${num(byReason[r].length)})`));
-        for (const [p, layer] of byReason[r].slice(0, 10)) addItem(ul, p.path || 'dalle sans nom', layer);
-        if (byReason[r].length > 10) ul.append(el('li', 'more', `… et ${num(byReason[r].length - 10)} autres dans le rapport`));
+        for (const [p, layer] of byReason[r].slice(0, LISTED)) problemItems.push([p.path, addItem(ul, p.path || 'dalle sans nom', layer)]);
+        if (byReason[r].length > LISTED) ul.append(el('li', 'more', `… et ${num(byReason[r].length - LISTED)} autres dans le rapport`));
         li.append(ul);
       }
     }
@@ -246,21 +273,102 @@
     if (total) {
       li.append(el('div', 'warnings-title', `${plural(total, 'point', 'points')} à vérifier (dalles conservées)`));
       for (const k of kinds) {
+        if (only && k === 'missing') continue; // their own section, below
         const ul = el('ul', 'warnings warnings-' + k);
         ul.append(el('li', 'kind', `${KIND[k] || 'autres points'} (${num(counted(k))})`));
-        const shown = groups[k].slice(0, 10);
+        const shown = groups[k].slice(0, LISTED);
         for (const [w, layer] of shown) addItem(ul, warningText(w), layer);
         if (counted(k) > shown.length) ul.append(el('li', 'more', `… et ${num(counted(k) - shown.length)} autres dans le rapport`));
         li.append(ul);
       }
+    }
+    if (only && groups.missing) await showMissing(s, li, groups.missing, counted('missing'));
+    if (shareKey && problemItems.length) await addDownloads(s, problemItems);
+  };
+
+  // --- A delivery's page: its missing tiles, each with its expected name,
+  // its place in the delivery's CRS and the tiles expected around it (the
+  // service derives them: WGS84 is all report.json holds), a click zooms
+  // to it.
+  const SIDE = { west: "à l'ouest", east: "à l'est", south: 'au sud', north: 'au nord' };
+  const showMissing = async (s, li, group, count) => {
+    const got = await getJSON(`/storages/${encodeURIComponent(s.id)}/problems?code=missing&limit=${LISTED}`);
+    const rows = got && Array.isArray(got.items) ? got.items.filter((r) => r && typeof r === 'object') : [];
+    const byName = new Map(rows.map((r) => [r.path, r]));
+    const section = el('section', 'missing');
+    section.append(el('h2', '', `Dalles manquantes (${num(count)})`),
+      el('p', 'hint', 'Trous dans la livraison : des dalles que la grille attend et que le stockage ne contient pas. Livrez-les, sous le nom indiqué.'));
+    const ul = el('ul', 'holes');
+    const shown = group.slice(0, LISTED);
+    shown.forEach(([w, layer], i) => {
+      const r = byName.get(missingName(w)) || (!missingName(w) && rows[i]) || null;
+      const target = layer || (r ? boxLayer(r.bbox) : null);
+      const item = el('li', target ? 'hole zoomable' : 'hole');
+      item.append(el('span', 'what', warningText(w)));
+      if (target) {
+        item.title = 'Cliquez pour y aller';
+        item.addEventListener('click', () => zoomTo(target));
+      }
+      ul.append(item);
+      const b = r && Array.isArray(r.box) && r.box.length === 4 && r.box.every(isNum) ? r.box : null;
+      if (b) {
+        const [unit, d] = r.degrees ? ['°', 7] : [' m', 1];
+        item.append(el('div', 'position', `X de ${num(b[0], d)} à ${num(b[2], d)}${unit}, Y de ${num(b[1], d)} à ${num(b[3], d)}${unit} (EPSG:${r.epsg})`));
+      }
+      const near = r && Array.isArray(r.neighbours) ? r.neighbours.filter((n) => n && SIDE[n.side] && n.name) : [];
+      if (near.length) {
+        item.append(el('div', 'neighbours', 'dalles voisines attendues : ' +
+          near.map((n) => `${SIDE[n.side]} ${n.name}${n.missing ? ' (manquante aussi)' : ''}`).join(', ')));
+      }
+    });
+    if (count > shown.length) ul.append(el('li', 'more', `… et ${num(count - shown.length)} autres dans le rapport CSV`));
+    section.append(ul);
+    li.append(section);
+    body.dataset.holes = String(shown.length);
+  };
+  // boxLayer stands for a hole drawn nowhere (no geometry in the report):
+  // its box, to zoom to.
+  const boxLayer = (b) => (Array.isArray(b) && b.length === 4 && b.every(isNum) ? L.rectangle([[b[1], b[0]], [b[3], b[2]]]) : null);
+
+  // With the share key, each problem tile listed gets a download link: a
+  // token for that one file, valid an hour.
+  const addDownloads = async (s, items) => {
+    const paths = [...new Set(items.map(([p]) => p).filter((p) => typeof p === 'string' && p))];
+    const got = await getJSON(`/storages/${encodeURIComponent(s.id)}/download-links`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ key: shareKey, paths }),
+    });
+    const links = got && got.links && typeof got.links === 'object' ? got.links : {};
+    let n = 0;
+    for (const [p, item] of items) {
+      const href = typeof links[p] === 'string' && links[p].startsWith('/storages/') ? links[p] : null;
+      if (!href) continue;
+      const a = link(href, 'télécharger', 'download');
+      a.setAttribute('download', p.split('/').pop());
+      a.title = 'Télécharger la dalle telle que le stockage la garde (lien valable une heure)';
+      a.addEventListener('click', (e) => e.stopPropagation()); // not a zoom
+      item.append(' ', a);
+      n++;
+    }
+    body.dataset.downloadLinks = String(n);
+    if (!got) {
+      notice.hidden = false;
+      notice.textContent = 'Les liens de téléchargement ne sont pas disponibles : rechargez la page, ou demandez un nouveau lien de partage.';
     }
   };
   // One storage's broken outputs leave the others shown.
   await Promise.all(storages.map((s) => showStorage(s).catch((e) => console.warn('stockage', s.id, e))));
   // The panel follows the API's order whatever finished first.
   for (const s of storages) if (s.li) list.append(s.li);
-  document.getElementById('summary').textContent =
-    `${plural(storages.length, 'stockage', 'stockages')}, ${plural(drawn, 'emprise affichée', 'emprises affichées')}`;
+  const summary = document.getElementById('summary');
+  if (only) {
+    const s = storages[0];
+    document.getElementById('title').textContent = s ? s.name : 'Livraison introuvable';
+    document.title = `${s ? s.name : 'Livraison introuvable'} — livraison PCRS`;
+    summary.textContent = s ? `Stockage ${s.url}` : "Cette livraison n'existe plus : demandez un nouveau lien à l'administrateur du service.";
+    if (shareKey) summary.append(el('div', 'when', 'Lien de partage : les dalles à corriger se téléchargent ici.'));
+  } else {
+    summary.textContent = `${plural(storages.length, 'stockage', 'stockages')}, ${plural(drawn, 'emprise affichée', 'emprises affichées')}`;
+  }
 
   // --- The tiles, by view: from TILE_ZOOM on, each storage's tiles
   // intersecting the view are read from its dalles.fgb with HTTP range
