@@ -2,6 +2,7 @@ package indexer_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -150,6 +151,19 @@ func TestPlantedDefects(t *testing.T) {
 		}
 		if w.Kind != "mixed" && w.Geometry == nil {
 			t.Errorf("%s %s: no geometry to draw", w.Kind, w.Path)
+		}
+		// report.json also places it in the tiles' own CRS.
+		var placed struct {
+			EPSG int         `json:"epsg"`
+			Box  *[4]float64 `json:"box"`
+		}
+		raw, _ := json.Marshal(w)
+		_ = json.Unmarshal(raw, &placed)
+		if w.Kind != "mixed" && (placed.EPSG != 2154 || placed.Box == nil || placed.Box[2] <= placed.Box[0] || placed.Box[3] <= placed.Box[1]) {
+			t.Errorf("%s %s: report.json places it at EPSG:%d %v", w.Kind, w.Path, placed.EPSG, placed.Box)
+		}
+		if w.Kind == "missing" && placed.Box != nil && (placed.Box[2]-placed.Box[0] != 200 || placed.Box[3]-placed.Box[1] != 200) {
+			t.Errorf("missing cell %s: box %v, want a 200 m cell", w.Path, placed.Box)
 		}
 	}
 	// A warned tile stays in the dalles.

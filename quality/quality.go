@@ -140,8 +140,8 @@ type Warning struct {
 	// EPSG and Box place the warning (the tile, the overlap, the missing
 	// cell) in EPSG's CRS for the caller to draw; Box is nil for
 	// delivery-wide warnings and tiles whose box is not finite.
-	EPSG int         `json:"-"`
-	Box  *[4]float64 `json:"-"`
+	EPSG int         `json:"epsg,omitempty"`
+	Box  *[4]float64 `json:"box,omitempty"`
 }
 
 // Result is the check's verdict.
