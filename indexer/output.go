@@ -21,7 +21,10 @@ import (
 
 // Output file names.
 const (
-	DallesFile    = "dalles.geojson"
+	DallesFile = "dalles.geojson"
+	// DallesFGBFile is the tiles in FlatGeobuf (--format fgb), with the
+	// spatial index the service's map reads its view through.
+	DallesFGBFile = "dalles.fgb"
 	LivrablesFile = "livrables.geojson"
 	ReportFile    = "report.json"
 	// FailedReportFile receives the report of a scan that did not finish,
@@ -331,7 +334,7 @@ func WriteFormats(dir string, formats []vector.Format, dalles, livrables, proble
 		switch f {
 		case vector.FlatGeobuf:
 			err = errors.Join(
-				vector.Write(filepath.Join(dir, "dalles.fgb"), f, vector.Layer{Source: dalles, Name: "dalles"}),
+				vector.Write(filepath.Join(dir, DallesFGBFile), f, vector.Layer{Source: dalles, Name: "dalles"}),
 				vector.Write(filepath.Join(dir, "livrables.fgb"), f, vector.Layer{Source: livrables, Name: "livrables"}),
 				vector.Write(filepath.Join(dir, "problemes.fgb"), f, vector.Layer{Source: problems, Name: "problemes"}))
 		case vector.GeoPackage:

@@ -17,31 +17,41 @@ import (
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 )
 
-// TestIncrementalRescan: a rescan reads only new or changed objects,
-// forgets deleted ones, and reports what it reused.
-func TestIncrementalRescan(t *testing.T) {
-	dir := buildStorage(t)
+// openState opens a state file for the test, its namespace for dir.
+func openState(t *testing.T, dir string) *state.Namespace {
+	t.Helper()
 	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	ns := store.Namespace(dir)
-	scanWithState := func() *indexer.Result {
-		t.Helper()
-		st, _ := local.New(dir)
-		res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "aude", State: ns})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+	t.Cleanup(func() { store.Close() })
+	return store.Namespace(dir)
+}
+
+// scanWithState scans the local folder dir keeping its records in ns.
+func scanWithState(t *testing.T, dir string, ns *state.Namespace) *indexer.Result {
+	t.Helper()
+	st, _ := local.New(dir)
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "aude", State: ns})
+	if err != nil {
+		t.Fatal(err)
 	}
-	first := scanWithState()
+	t.Cleanup(func() { res.Close() })
+	return res
+}
+
+// TestIncrementalRescan: a rescan reads only new or changed objects,
+// forgets deleted ones, and reports what it reused.
+func TestIncrementalRescan(t *testing.T) {
+	dir := buildStorage(t)
+	ns := openState(t, dir)
+	scan := func() *indexer.Result { return scanWithState(t, dir, ns) }
+	first := scan()
 	if first.Report.Counts.Reused != 0 || first.Report.IO.Requests != 19 {
 		t.Fatalf("first scan: reused %d, %d requests", first.Report.Counts.Reused, first.Report.IO.Requests)
 	}
 
-	again := scanWithState()
+	again := scan()
 	if again.Report.Counts.Reused != 12 || again.Report.IO.Requests != 3 {
 		t.Errorf("unchanged rescan: reused %d (want 12), %d requests (want the 3 listings only)", again.Report.Counts.Reused, again.Report.IO.Requests)
 	}
@@ -62,7 +72,7 @@ func TestIncrementalRescan(t *testing.T) {
 	if err := (tilegen.Tile{EPSG: 2154, X: x0 + 4000, Y: y0}).Write(filepath.Join(dir, "ilot/nouvelle.tif")); err != nil {
 		t.Fatal(err)
 	}
-	third := scanWithState()
+	third := scan()
 	if third.Report.Counts.Readable != 12 || third.Report.Counts.Reused != 10 || third.Report.IO.Requests != 3+2 {
 		t.Errorf("after changes: readable %d (want 12), reused %d (want 10), %d requests (want 3 listings + 2 reads)",
 			third.Report.Counts.Readable, third.Report.Counts.Reused, third.Report.IO.Requests)
@@ -79,22 +89,8 @@ func TestIncrementalRescan(t *testing.T) {
 // tile cut short, placed by its own header, when recalled.
 func TestProblemKeepsItsPlace(t *testing.T) {
 	dir := buildStorage(t)
-	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ns := store.Namespace(dir)
-	scan := func() *indexer.Result {
-		t.Helper()
-		st, _ := local.New(dir)
-		res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "aude", State: ns})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { res.Close() })
-		return res
-	}
+	ns := openState(t, dir)
+	scan := func() *indexer.Result { return scanWithState(t, dir, ns) }
 	placed := func(res *indexer.Result, path string) string {
 		t.Helper()
 		for _, p := range res.Report.Problems {

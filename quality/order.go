@@ -40,8 +40,16 @@ func compareTiles(a, b *Tile) int {
 		}
 	}
 	return cmp.Or(cmp.Compare(a.Width, b.Width), cmp.Compare(a.Height, b.Height), cmp.Compare(a.Resolution, b.Resolution),
-		strings.Compare(a.attrs().Format, b.attrs().Format), strings.Compare(a.attrs().Compression, b.attrs().Compression), strings.Compare(a.attrs().Bands, b.attrs().Bands),
-		cmp.Compare(a.Size, b.Size))
+		compareAttrs(a.Attrs, b.Attrs), cmp.Compare(a.Size, b.Size))
+}
+
+// compareAttrs orders encodings; tiles of one delivery mostly share one.
+func compareAttrs(a, b *Attrs) int {
+	if a == b {
+		return 0
+	}
+	x, y := a.value(), b.value()
+	return cmp.Or(strings.Compare(x.Format, y.Format), strings.Compare(x.Compression, y.Compression), strings.Compare(x.Bands, y.Bands))
 }
 
 // member is one tile of a group: its box on the group's tolerance lattice

@@ -63,11 +63,14 @@ type Attrs struct {
 }
 
 // attrs is t's encoding, empty when unknown.
-func (t *Tile) attrs() Attrs {
-	if t.Attrs == nil {
+func (t *Tile) attrs() Attrs { return t.Attrs.value() }
+
+// value is a, empty when nil.
+func (a *Attrs) value() Attrs {
+	if a == nil {
 		return Attrs{}
 	}
-	return *t.Attrs
+	return *a
 }
 
 // Options tune the check; zero values take the defaults.

@@ -56,7 +56,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("DELETE /storages/{id}", s.admin(s.deleteStorage))
 	mux.HandleFunc("GET /storages/{id}/dalles.geojson", s.output(indexer.DallesFile))
 	mux.HandleFunc("GET /storages/{id}/livrables.geojson", s.output(indexer.LivrablesFile))
-	mux.HandleFunc("GET /storages/{id}/dalles.fgb", s.output(DallesFGBFile)) // the map reads its view by ranges
+	mux.HandleFunc("GET /storages/{id}/dalles.fgb", s.output(indexer.DallesFGBFile)) // the map reads its view by ranges
 	mux.HandleFunc("GET /storages/{id}/report", s.output(indexer.ReportFile))
 	mux.HandleFunc("GET /dalles.geojson", s.serveMerged(indexer.DallesFile))
 	mux.HandleFunc("GET /livrables.geojson", s.serveMerged(indexer.LivrablesFile))
@@ -428,6 +428,13 @@ func canonicalHost(host string) string {
 	return host
 }
 
+// setGiven sets *dst to what a PATCH gave, when it gave it.
+func setGiven(dst, v *string) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
 // patch is a PATCH /storages/{id} body: what is given replaces what the
 // storage had, "" clears a text; what is left out stays.
 type patch struct {
@@ -452,12 +459,7 @@ type patch struct {
 // apply changes rec as p says; settings are rec's, checked and
 // normalised by the caller.
 func (p patch) apply(rec *Record, settings Settings, interval time.Duration) {
-	set := func(dst *string, v *string) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&rec.Name, p.Name)
+	setGiven(&rec.Name, p.Name)
 	if p.Interval != nil {
 		rec.Interval = interval
 		if rec.NextScan.After(time.Now().Add(interval)) {
@@ -468,11 +470,11 @@ func (p patch) apply(rec *Record, settings Settings, interval time.Duration) {
 		rec.Livrable = p.Livrable
 	}
 	if c := p.Credentials; c != nil {
-		set(&rec.Credentials.Password, c.Password)
-		set(&rec.Credentials.S3AccessKey, c.S3AccessKey)
-		set(&rec.Credentials.S3SecretKey, c.S3SecretKey)
-		set(&rec.Credentials.SFTPPrivateKey, c.SFTPPrivateKey)
-		set(&rec.Credentials.SFTPPassphrase, c.SFTPPassphrase)
+		setGiven(&rec.Credentials.Password, c.Password)
+		setGiven(&rec.Credentials.S3AccessKey, c.S3AccessKey)
+		setGiven(&rec.Credentials.S3SecretKey, c.S3SecretKey)
+		setGiven(&rec.Credentials.SFTPPrivateKey, c.SFTPPrivateKey)
+		setGiven(&rec.Credentials.SFTPPassphrase, c.SFTPPassphrase)
 	}
 	rec.Settings = settings
 }
@@ -515,19 +517,14 @@ func (s *Service) patchStorage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	settings := rec.Settings
-	set := func(dst *string, v *string) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&settings.S3Endpoint, p.S3Endpoint)
-	set(&settings.S3Region, p.S3Region)
+	setGiven(&settings.S3Endpoint, p.S3Endpoint)
+	setGiven(&settings.S3Region, p.S3Region)
 	if p.S3PathStyle != nil {
 		settings.S3PathStyle = p.S3PathStyle
 	}
 	var hostKey, fingerprint string
-	set(&hostKey, p.HostKey)
-	set(&fingerprint, p.HostKeyFingerprint)
+	setGiven(&hostKey, p.HostKey)
+	setGiven(&fingerprint, p.HostKeyFingerprint)
 	if !s.settle(w, u.Scheme, &settings, &hostKey, &fingerprint) {
 		return
 	}
@@ -741,11 +738,7 @@ func (s *Service) output(name string) http.HandlerFunc {
 // and modification time tell one version from the next. A ranged request
 // gets the plain bytes.
 func serveOutput(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi os.FileInfo) {
-	if countRanges(r.Header.Get("Range")) > maxRanges {
-		// Thousands of overlapping ranges would make a small file a huge
-		// answer; the map's reader asks for one at a time.
-		r.Header.Del("Range")
-	}
+	limitRanges(r)
 	h := w.Header()
 	etag := fmt.Sprintf(`"%x-%x`, fi.Size(), fi.ModTime().UnixNano())
 	h.Set("Vary", "Accept-Encoding")
@@ -802,10 +795,18 @@ func (s *Service) downloadToken(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// maxRanges bounds the ranges of one download request; more are ignored
-// (RFC 9110 lets a server send the whole file instead), so that a request
-// listing thousands of ranges cannot turn into thousands of upstream reads.
+// maxRanges bounds the ranges of one request for a file or an output;
+// more are ignored (RFC 9110 lets a server send the whole file instead),
+// so that a request listing thousands of overlapping ranges turns neither
+// into thousands of upstream reads nor a small file into a huge answer.
 const maxRanges = 16
+
+// limitRanges drops a Range header asking for more than maxRanges.
+func limitRanges(r *http.Request) {
+	if countRanges(r.Header.Get("Range")) > maxRanges {
+		r.Header.Del("Range")
+	}
+}
 
 // download streams a file of the storage through the service, with Range
 // support, for a valid token.
@@ -857,9 +858,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadGateway, "%v", scrubber(*rec)(err.Error()))
 		return
 	}
-	if countRanges(r.Header.Get("Range")) > maxRanges {
-		r.Header.Del("Range")
-	}
+	limitRanges(r)
 	w.Header().Set("Content-Type", "application/octet-stream") // no sniffing read
 	w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(filepath.Base(key)))
 	http.ServeContent(w, r, "", obj.ModTime, &objectReader{ctx: r.Context(), st: st, key: key, size: obj.Size})

@@ -6,6 +6,3 @@ import "github.com/openpcrs/pcrs-indexer/vector"
 // FlatGeobuf, whose spatial index lets the map fetch only the tiles of its
 // view (HTTP ranges on dalles.fgb) instead of the whole dalles.geojson.
 var scanFormats = []vector.Format{vector.FlatGeobuf}
-
-// DallesFGBFile is the tiles' FlatGeobuf output, with its spatial index.
-const DallesFGBFile = "dalles.fgb"

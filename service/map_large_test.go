@@ -129,11 +129,11 @@ func newDelivery(t testing.TB, g grid, report map[string]any) *delivery {
 	// GDAL's writer, the format's reference, as a scan's dalles.fgb is
 	// meant to be read; TestMapInChromium reads one a scan wrote.
 	out, err := exec.Command("ogr2ogr", "-f", "FlatGeobuf", "-lco", "SPATIAL_INDEX=YES", "-nln", "dalles", "-a_srs", "EPSG:4326", "-nlt", "PROMOTE_TO_MULTI",
-		filepath.Join(tmp, DallesFGBFile), src).CombinedOutput()
+		filepath.Join(tmp, indexer.DallesFGBFile), src).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ogr2ogr: %v\n%s", err, out)
 	}
-	if d.files[DallesFGBFile], err = os.ReadFile(filepath.Join(tmp, DallesFGBFile)); err != nil {
+	if d.files[indexer.DallesFGBFile], err = os.ReadFile(filepath.Join(tmp, indexer.DallesFGBFile)); err != nil {
 		t.Fatal(err)
 	}
 	e := g.extent()
@@ -417,7 +417,7 @@ func TestMapLargeDeliveryByView(t *testing.T) {
 	var tr traffic
 	srv := newTrafficServer(t, &tr, s)
 	t.Logf("dalles.geojson %.1f MB, dalles.fgb %.1f MB, report.json %.1f MB",
-		float64(len(d.files[indexer.DallesFile]))/1e6, float64(len(d.files[DallesFGBFile]))/1e6, float64(len(d.files[indexer.ReportFile]))/1e6)
+		float64(len(d.files[indexer.DallesFile]))/1e6, float64(len(d.files[indexer.DallesFGBFile]))/1e6, float64(len(d.files[indexer.ReportFile]))/1e6)
 
 	b := newBrowser(t)
 	b.open(srv.URL + "/")
@@ -463,8 +463,8 @@ func TestMapLargeDeliveryByView(t *testing.T) {
 	if fgb.Requests == 0 || fgb.Ranged != fgb.Requests || fgb.Statuses[http.StatusPartialContent] != int(fgb.Requests) {
 		t.Errorf("dalles.fgb: %+v, want ranged requests only, answered 206", fgb)
 	}
-	if fgb.Bytes > int64(len(d.files[DallesFGBFile]))/10 || totalBytes(step) > 2e6 {
-		t.Errorf("the zoom step fetched %d bytes of dalles.fgb (%d in all), want a small part of its %d", fgb.Bytes, totalBytes(step), len(d.files[DallesFGBFile]))
+	if fgb.Bytes > int64(len(d.files[indexer.DallesFGBFile]))/10 || totalBytes(step) > 2e6 {
+		t.Errorf("the zoom step fetched %d bytes of dalles.fgb (%d in all), want a small part of its %d", fgb.Bytes, totalBytes(step), len(d.files[indexer.DallesFGBFile]))
 	}
 	if _, ok := step["/storages/grande/dalles.geojson"]; ok {
 		t.Error("the zoom step downloaded dalles.geojson")

@@ -9,11 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -216,73 +214,6 @@ func TestS3EndpointPerStorage(t *testing.T) {
 	}
 }
 
-// sshServer is OpenSSH's sshd, as servertest.Sshd starts it, that a test
-// can restart on the same port with another host key.
-type sshServer struct {
-	bin, dir, conf string
-	port, pgid     int
-	clientKey      string
-	client         ssh.PublicKey
-}
-
-func startSSH(t *testing.T) *sshServer {
-	t.Helper()
-	srv := &sshServer{bin: servertest.Binary(t, "sshd", "/usr/sbin/sshd"), dir: t.TempDir(), port: servertest.FreePort(t)}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatalf("sshd needs /run/sshd: %v", err)
-	}
-	servertest.NewKey(t, filepath.Join(srv.dir, "host_key"))
-	srv.clientKey = filepath.Join(srv.dir, "client_key")
-	srv.client = servertest.NewKey(t, srv.clientKey).PublicKey()
-	servertest.WriteFile(t, srv.dir, "authorized_keys", string(ssh.MarshalAuthorizedKey(srv.client)))
-	srv.conf = servertest.WriteFile(t, srv.dir, "sshd_config", strings.Join([]string{
-		fmt.Sprintf("Port %d", srv.port),
-		"ListenAddress 127.0.0.1",
-		"HostKey " + filepath.Join(srv.dir, "host_key"),
-		"PidFile " + filepath.Join(srv.dir, "sshd.pid"),
-		"StrictModes no",
-		"UsePAM no",
-		"PermitRootLogin yes",
-		"PubkeyAuthentication yes",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"AuthorizedKeysFile " + filepath.Join(srv.dir, "authorized_keys"),
-		"Subsystem sftp internal-sftp",
-		"ForceCommand internal-sftp",
-		"MaxSessions 64",
-		"MaxStartups 64",
-	}, "\n")+"\n")
-	srv.pgid = servertest.Start(t, srv.port, srv.bin, "-D", "-e", "-f", srv.conf)
-	return srv
-}
-
-// newHostKey restarts the server with a fresh host key.
-func (srv *sshServer) newHostKey(t *testing.T) {
-	t.Helper()
-	_ = syscall.Kill(-srv.pgid, syscall.SIGKILL)
-	for deadline := time.Now().Add(10 * time.Second); len(servertest.GroupMembers(srv.pgid)) > 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("sshd outlived SIGKILL")
-		}
-	}
-	servertest.NewKey(t, filepath.Join(srv.dir, "host_key"))
-	srv.pgid = servertest.Start(t, srv.port, srv.bin, "-D", "-e", "-f", srv.conf)
-}
-
-// fingerprint is the host key's fingerprint as ssh-keygen -l prints it.
-func (srv *sshServer) fingerprint(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command(servertest.Binary(t, "ssh-keygen", "/usr/bin/ssh-keygen"), "-l", "-E", "sha256", "-f", filepath.Join(srv.dir, "host_key")).Output()
-	if err != nil {
-		t.Fatalf("ssh-keygen -l: %v", err)
-	}
-	f := strings.Fields(string(out))
-	if len(f) < 2 || !strings.HasPrefix(f[1], "SHA256:") {
-		t.Fatalf("ssh-keygen -l printed %q", out)
-	}
-	return f[1]
-}
-
 func currentUser() string {
 	if u := os.Getenv("USER"); u != "" {
 		return u
@@ -299,11 +230,11 @@ func currentUser() string {
 // every tile.
 func TestSFTPHostKeyConfirmed(t *testing.T) {
 	const passphrase = "phrase-9b27-de-passe"
-	srv := startSSH(t)
+	srv := servertest.Sshd(t)
 	root := t.TempDir()
 	tileFiles(t, root, 3)
 	servertest.OpenUp(t, root)
-	key, err := os.ReadFile(srv.clientKey)
+	key, err := os.ReadFile(srv.ClientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,11 +251,11 @@ func TestSFTPHostKeyConfirmed(t *testing.T) {
 	var scans *scanWatch
 	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func(s *Service) { scans = watchScans(s) })
-	url := fmt.Sprintf("sftp://%s@127.0.0.1:%d%s", currentUser(), srv.port, root)
+	url := fmt.Sprintf("sftp://%s@127.0.0.1:%d%s", currentUser(), srv.Port, root)
 	body := func(extra string) string {
 		return fmt.Sprintf(`{"url": %q, "credentials": {"sftpPrivateKey": %q, "sftpPassphrase": %q}%s}`, url, locked, passphrase, extra)
 	}
-	first := srv.fingerprint(t)
+	first := srv.HostFingerprint(t)
 
 	code, rawAnswer := call(t, "POST", api.URL+"/storages", adminToken, body(""))
 	got := decode(t, rawAnswer)
@@ -348,7 +279,7 @@ func TestSFTPHostKeyConfirmed(t *testing.T) {
 	for name, c := range map[string]struct{ credentials, code, says string }{
 		"unauthorized key": {fmt.Sprintf(`{"sftpPrivateKey": %q}`, strangerKey), CodeSFTPAuthFailed, "identifiant ou clé refusés par le serveur SFTP : vérifiez"},
 		"wrong passphrase": {fmt.Sprintf(`{"sftpPrivateKey": %q, "sftpPassphrase": "pas-elle"}`, locked), CodeSFTPKeyPassphrase, "credentials.sftpPassphrase"},
-		"public key":       {fmt.Sprintf(`{"sftpPrivateKey": %q}`, ssh.MarshalAuthorizedKey(srv.client)), CodeSFTPKeyUnreadable, "pas la clé publique"},
+		"public key":       {fmt.Sprintf(`{"sftpPrivateKey": %q}`, ssh.MarshalAuthorizedKey(srv.Signer.PublicKey())), CodeSFTPKeyUnreadable, "pas la clé publique"},
 	} {
 		code, rawAnswer := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q, "hostKeyFingerprint": %q, "credentials": %s}`, url, first, c.credentials))
 		if got := decode(t, rawAnswer); code != http.StatusUnprocessableEntity || got.Code != c.code || !strings.Contains(got.Message, c.says) {
@@ -363,8 +294,8 @@ func TestSFTPHostKeyConfirmed(t *testing.T) {
 		t.Fatalf("after the first scan: %s", shownRaw)
 	}
 
-	srv.newHostKey(t)
-	second := srv.fingerprint(t)
+	srv.NewHostKey(t)
+	second := srv.HostFingerprint(t)
 	if code, _ := call(t, "POST", api.URL+"/storages/"+id+"/scan", adminToken, ""); code != http.StatusAccepted {
 		t.Fatalf("scan request: %d", code)
 	}

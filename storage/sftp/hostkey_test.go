@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,23 +15,6 @@ import (
 	"github.com/openpcrs/pcrs-indexer/storage/storagetest"
 	"golang.org/x/crypto/ssh"
 )
-
-// hostFingerprint is the server's host key fingerprint as ssh-keygen -l
-// prints it, read by ssh-keygen itself from the server's known_hosts.
-func hostFingerprint(t *testing.T, srv servertest.SSHServer) string {
-	t.Helper()
-	bin := servertest.Binary(t, "ssh-keygen", "/usr/bin/ssh-keygen")
-	out, err := exec.Command(bin, "-l", "-E", "sha256", "-f", srv.KnownHosts).Output()
-	if err != nil {
-		t.Fatalf("ssh-keygen -l: %v", err)
-	}
-	// "256 SHA256:… 127.0.0.1:port (ED25519)"
-	f := strings.Fields(string(out))
-	if len(f) < 2 || !strings.HasPrefix(f[1], "SHA256:") {
-		t.Fatalf("ssh-keygen -l printed %q", out)
-	}
-	return f[1]
-}
 
 // privatePEM is the PEM of the key file's private key, encrypted with
 // passphrase when one is given.
@@ -65,7 +46,7 @@ func TestHostKeyPinned(t *testing.T) {
 	other := servertest.Sshd(t)
 	root := t.TempDir()
 	servertest.WriteTree(t, root, map[string][]byte{"a.tif": []byte("abc")}, storagetest.ModTime)
-	fp := hostFingerprint(t, srv)
+	fp := srv.HostFingerprint(t)
 	opts := storage.Options{Isolated: true, SFTPPrivateKey: privatePEM(t, srv.ClientKey, "")}
 	ctx := context.Background()
 
@@ -95,7 +76,7 @@ func TestHostKeyPinned(t *testing.T) {
 		s.Close()
 	}
 
-	opts.SFTPHostKey = hostFingerprint(t, other)
+	opts.SFTPHostKey = other.HostFingerprint(t)
 	_, err = sftp.Open(ctx, location(srv, root), opts)
 	var mismatch *sftp.HostKeyMismatchError
 	if !errors.As(err, &mismatch) || mismatch.Presented != fp || len(mismatch.Expected) != 1 || mismatch.Expected[0] != opts.SFTPHostKey || errors.Is(err, storage.ErrTransient) {
@@ -115,7 +96,7 @@ func TestKeyRefused(t *testing.T) {
 	srv := servertest.Sshd(t)
 	stranger := filepath.Join(t.TempDir(), "stranger")
 	servertest.NewKey(t, stranger)
-	opts := storage.Options{Isolated: true, SFTPPrivateKey: privatePEM(t, stranger, ""), SFTPHostKey: hostFingerprint(t, srv)}
+	opts := storage.Options{Isolated: true, SFTPPrivateKey: privatePEM(t, stranger, ""), SFTPHostKey: srv.HostFingerprint(t)}
 	_, err := sftp.Open(context.Background(), location(srv, "/"), opts)
 	var auth *sftp.AuthError
 	if !errors.As(err, &auth) || errors.Is(err, storage.ErrTransient) || len(auth.Methods) != 1 || auth.Methods[0] != "publickey" {
@@ -130,7 +111,7 @@ func TestEncryptedKey(t *testing.T) {
 	srv := servertest.Sshd(t)
 	const passphrase = "phrase-de-passe-8a1f"
 	locked := privatePEM(t, srv.ClientKey, passphrase)
-	opts := storage.Options{Isolated: true, SFTPPrivateKey: locked, SFTPKeyPassphrase: passphrase, SFTPHostKey: hostFingerprint(t, srv)}
+	opts := storage.Options{Isolated: true, SFTPPrivateKey: locked, SFTPKeyPassphrase: passphrase, SFTPHostKey: srv.HostFingerprint(t)}
 	s, err := sftp.Open(context.Background(), location(srv, "/"), opts)
 	if err != nil {
 		t.Fatalf("encrypted key with its passphrase: %v", err)
@@ -157,8 +138,8 @@ func TestEncryptedKey(t *testing.T) {
 // plain failure, which the SSH library reports as "unexpected message
 // type 51 (expected 60)": it is told as what it is, refused credentials.
 func TestPasswordRefusedByOpenSSH(t *testing.T) {
-	srv := sshdWith(t, "PasswordAuthentication yes", "KbdInteractiveAuthentication yes", "PermitEmptyPasswords no")
-	opts := storage.Options{Isolated: true, Password: "not-the-password-5c", SFTPHostKey: hostFingerprint(t, srv)}
+	srv := servertest.SshdWith(t, "PasswordAuthentication yes", "KbdInteractiveAuthentication yes", "PermitEmptyPasswords no")
+	opts := storage.Options{Isolated: true, Password: "not-the-password-5c", SFTPHostKey: srv.HostFingerprint(t)}
 	_, err := sftp.Open(context.Background(), location(srv, "/"), opts)
 	var auth *sftp.AuthError
 	if !errors.As(err, &auth) || errors.Is(err, storage.ErrTransient) {
@@ -172,37 +153,4 @@ func TestPasswordRefusedByOpenSSH(t *testing.T) {
 	if strings.Contains(err.Error(), "not-the-password-5c") {
 		t.Error("the error quotes the password")
 	}
-}
-
-// sshdWith starts OpenSSH's sshd like servertest.Sshd, its settings
-// overridden by extra (sshd keeps the first value of a keyword).
-func sshdWith(t *testing.T, extra ...string) servertest.SSHServer {
-	t.Helper()
-	bin := servertest.Binary(t, "sshd", "/usr/sbin/sshd")
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatalf("sshd needs /run/sshd: %v", err)
-	}
-	dir := t.TempDir()
-	host := servertest.NewKey(t, filepath.Join(dir, "host_key"))
-	srv := servertest.SSHServer{Port: servertest.FreePort(t), ClientKey: filepath.Join(dir, "client_key")}
-	srv.Addr = fmt.Sprintf("127.0.0.1:%d", srv.Port)
-	srv.Signer = servertest.NewKey(t, srv.ClientKey)
-	servertest.WriteFile(t, dir, "authorized_keys", string(ssh.MarshalAuthorizedKey(srv.Signer.PublicKey())))
-	srv.KnownHosts = servertest.WriteFile(t, dir, "known_hosts", fmt.Sprintf("[127.0.0.1]:%d %s", srv.Port, ssh.MarshalAuthorizedKey(host.PublicKey())))
-	conf := append(extra,
-		fmt.Sprintf("Port %d", srv.Port),
-		"ListenAddress 127.0.0.1",
-		"HostKey "+filepath.Join(dir, "host_key"),
-		"PidFile "+filepath.Join(dir, "sshd.pid"),
-		"StrictModes no",
-		"UsePAM no",
-		"PermitRootLogin yes",
-		"PubkeyAuthentication yes",
-		"AuthorizedKeysFile "+filepath.Join(dir, "authorized_keys"),
-		"Subsystem sftp internal-sftp",
-		"ForceCommand internal-sftp",
-	)
-	file := servertest.WriteFile(t, dir, "sshd_config", strings.Join(conf, "\n")+"\n")
-	servertest.Start(t, srv.Port, bin, "-D", "-e", "-f", file)
-	return srv
 }

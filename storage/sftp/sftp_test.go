@@ -57,7 +57,7 @@ func TestHostKeyChecked(t *testing.T) {
 		t.Fatalf("mismatched host key: err = %v, want a HostKeyMismatchError", err)
 	}
 	// Both fingerprints, as ssh-keygen -l prints them.
-	if presented, expected := hostFingerprint(t, srv), hostFingerprint(t, other); mismatch.Presented != presented ||
+	if presented, expected := srv.HostFingerprint(t), other.HostFingerprint(t); mismatch.Presented != presented ||
 		len(mismatch.Expected) != 1 || mismatch.Expected[0] != expected || !strings.Contains(err.Error(), presented) || !strings.Contains(err.Error(), expected) {
 		t.Errorf("mismatch: %+v (%v), want presented %s, expected %s", mismatch, err, presented, expected)
 	}
