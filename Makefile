@@ -94,6 +94,7 @@ bench: deps-test
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkInspectVsGDAL -benchtime 300x ./raster/ | grep -oE 'inspect .*|--- FAIL.*|^    .*'
 	@set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkRemoteScan|BenchmarkLocalVsGdaltindex' -benchtime 1x ./indexer/ | grep -E '^(Benchmark|remote scan|local scan|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkFlatGeobufMemory -benchtime 1x ./vector/ | grep -E '^(Benchmark|flatgeobuf memory|--- FAIL|    )'
+	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkScanMemory -benchtime 1x -timeout 30m ./indexer/ | grep -E '^(Benchmark|scan memory|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkCheck1M -benchtime 3x -cpu 1 ./quality/ | grep -E '^(Benchmark|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkMapInChromium -benchtime 3x ./service/ | grep -E '^(Benchmark|--- FAIL|    )'
 

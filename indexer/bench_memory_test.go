@@ -14,8 +14,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/internal/memlimit"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 )
@@ -137,12 +139,20 @@ func (g *generated) Stat(_ context.Context, key string) (storage.Object, error) 
 
 func (g *generated) Close() error { return nil }
 
+// benchMemoryLimit is the --memory-limit the benchmark scans under, as a
+// pod given 256 MiB would set it (auto: 80 % of the container's limit).
+const benchMemoryLimit = "200MiB"
+
 // TestScanMemoryChild is BenchmarkScanMemory's child process: it scans the
 // generated storage and publishes, so its peak RSS is one scan's.
 func TestScanMemoryChild(t *testing.T) {
 	n, err := strconv.Atoi(os.Getenv("PCRS_SCAN_MEMORY_TILES"))
 	if err != nil {
 		t.Skip("run by BenchmarkScanMemory in a child process")
+	}
+	limit := os.Getenv("PCRS_SCAN_MEMORY_LIMIT")
+	if _, _, err := memlimit.Apply(limit, func(string) string { return "" }, fstest.MapFS{}); err != nil {
+		t.Fatal(err)
 	}
 	g := newGenerated(t, n)
 	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: g, Location: "/generated", Backend: "file", Name: "generated"})
@@ -163,30 +173,36 @@ func TestScanMemoryChild(t *testing.T) {
 }
 
 // BenchmarkScanMemory scans 100,000 and 1,000,000 generated tiles, each in
-// its own process, and reports both peaks: a scan's memory must not grow
-// with its tiles (under 300 MiB at both sizes).
+// its own process under --memory-limit 200MiB, and reports both peaks
+// (under 300 MiB at both sizes, or it fails); then 1,000,000 without a
+// limit, reported only, to show what the limit saves.
 func BenchmarkScanMemory(b *testing.B) {
-	peaks := map[int]float64{}
-	for _, n := range []int{100_000, 1_000_000} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
+	peaks := map[string]float64{}
+	for _, c := range []struct {
+		n     int
+		limit string
+	}{{100_000, benchMemoryLimit}, {1_000_000, benchMemoryLimit}, {1_000_000, memlimit.Off}} {
+		name := fmt.Sprintf("%d/limit=%s", c.n, c.limit)
+		b.Run(name, func(b *testing.B) {
 			for range b.N {
-				peaks[n] = childPeak(b, n)
+				peaks[name] = childPeak(b, c.n, c.limit)
 			}
-			b.ReportMetric(peaks[n], "peak-RSS-MiB")
-			if peaks[n] > 300 {
-				b.Errorf("scanning %d tiles peaked at %.0f MiB, over 300 MiB", n, peaks[n])
+			b.ReportMetric(peaks[name], "peak-RSS-MiB")
+			if c.limit != memlimit.Off && peaks[name] > 300 {
+				b.Errorf("scanning %d tiles peaked at %.0f MiB, over 300 MiB", c.n, peaks[name])
 			}
 		})
 	}
-	if peaks[100_000] > 0 && peaks[1_000_000] > 0 {
-		fmt.Printf("scan memory: 100k tiles %.0f MiB, 1M tiles %.0f MiB, ratio %.2f\n", peaks[100_000], peaks[1_000_000], peaks[1_000_000]/peaks[100_000])
+	small, large, off := peaks["100000/limit="+benchMemoryLimit], peaks["1000000/limit="+benchMemoryLimit], peaks["1000000/limit=off"]
+	if small > 0 && large > 0 && off > 0 {
+		fmt.Printf("scan memory (--memory-limit %s): 100k tiles %.0f MiB, 1M tiles %.0f MiB, ratio %.2f; 1M without a limit %.0f MiB\n", benchMemoryLimit, small, large, large/small, off)
 	}
 }
 
-func childPeak(b *testing.B, n int) float64 {
+func childPeak(b *testing.B, n int, limit string) float64 {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestScanMemoryChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "PCRS_SCAN_MEMORY_TILES="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), "PCRS_SCAN_MEMORY_TILES="+strconv.Itoa(n), "PCRS_SCAN_MEMORY_LIMIT="+limit, "GOMEMLIMIT=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("child scanning %d tiles: %v\n%s", n, err, out)

@@ -19,34 +19,26 @@ type WarningEntry struct {
 // checkQuality reads the readable tiles back from the spool and says what
 // is wrong with them as a delivery. It costs no storage request: headers
 // and names are all it looks at.
-func checkQuality(sp *spool, attrs *livrable.Attributes, opts footprint.Options, log *slog.Logger) ([]WarningEntry, map[string]int, error) {
+func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Options, log *slog.Logger) ([]WarningEntry, map[string]int, error) {
 	tiles := make([]quality.Tile, 0, sp.count(flagReadable))
-	// A delivery has a handful of formats, compressions and band layouts:
-	// one copy of each, shared by its tiles, not one per tile.
-	interned := map[quality.Attrs]*quality.Attrs{}
+	var attrs attrsTable
 	err := sp.each(flagReadable, func(t *Tile) error {
 		h := t.Header
 		if h == nil {
 			return nil
 		}
-		a := quality.Attrs{Format: h.MimeType, Compression: h.Compression, Bands: bandes(t)}
-		shared, ok := interned[a]
-		if !ok {
-			shared = &a
-			interned[a] = shared
-		}
-		tiles = append(tiles, quality.Tile{
-			Path: t.Object.Key, EPSG: clampInt32(h.EPSG), Box: h.Box(), Width: clampInt32(h.Width), Height: clampInt32(h.Height),
-			Resolution: h.PixelSize(), Attrs: shared, Size: t.Object.Size,
-		})
+		tiles = append(tiles, quality.Tile{Path: t.Object.Key, Box: h.Box(), Size: t.Object.Size, Attrs: attrs.intern(quality.Attrs{
+			EPSG: clampInt32(h.EPSG), Width: clampInt32(h.Width), Height: clampInt32(h.Height), Resolution: h.PixelSize(),
+			Format: h.MimeType, Compression: h.Compression, Bands: bandes(t),
+		})})
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	qo := quality.Options{Tolerance: opts.Tolerance}
-	if attrs != nil && attrs.Resolution != nil {
-		qo.Announced = *attrs.Resolution / 100
+	if announced != nil && announced.Resolution != nil {
+		qo.Announced = *announced.Resolution / 100
 	}
 	res := quality.Check(tiles, qo)
 	tiles = nil
@@ -71,6 +63,27 @@ func checkQuality(sp *spool, attrs *livrable.Attributes, opts footprint.Options,
 		out[i].Geometry = polygonGeometry(poly)
 	}
 	return out, byKind, nil
+}
+
+// attrsTable gives the tiles of a delivery one copy of each set of
+// attributes they share: a delivery has a handful, and a million copies
+// would cost 80 MB. A hostile one making every tile different stops
+// sharing past maxSharedAttrs, so that the table does not grow with it.
+type attrsTable map[quality.Attrs]*quality.Attrs
+
+const maxSharedAttrs = 4096
+
+func (m *attrsTable) intern(a quality.Attrs) *quality.Attrs {
+	if p, ok := (*m)[a]; ok {
+		return p
+	}
+	if *m == nil {
+		*m = attrsTable{}
+	}
+	if len(*m) < maxSharedAttrs {
+		(*m)[a] = &a
+	}
+	return &a
 }
 
 // noWarnings is every kind counted zero: report.json names them all.

@@ -81,10 +81,8 @@ type Outline struct {
 func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline, error) {
 	n := sp.count(flagReadable)
 	placed := make([]footprint.Tile, 0, n)
-	keys := make([]string, 0, n)
 	err := sp.each(flagReadable, func(t *Tile) error {
 		placed = append(placed, t.Polygon)
-		keys = append(keys, t.Object.Key)
 		return nil
 	})
 	if err != nil || len(placed) == 0 {
@@ -93,8 +91,9 @@ func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline
 	var ps footprint.Projectors
 	defer ps.Close()
 	res := ps.Place(placed, opts)
-	for _, r := range res.Rejected {
-		key := keys[r.Index]
+	keys := sp.keysAt(flagReadable, res.Rejected)
+	for i, key := range keys {
+		r := res.Rejected[i]
 		log.Warn("tile set aside", "path", key, "reason", ReasonMisplaced, "detail", r.Err.Error())
 		sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: r.Err.Error()})
 	}

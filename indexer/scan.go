@@ -282,7 +282,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	// problem, not a storage failing.
 	unreachable := 0
 	for _, e := range sp.entries {
-		if e.flags&flagTransient != 0 {
+		if e.flags()&flagTransient != 0 {
 			unreachable++
 		}
 	}

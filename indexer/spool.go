@@ -8,8 +8,10 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/raster"
@@ -27,6 +29,7 @@ type spool struct {
 	w       *bufio.Writer
 	end     int64
 	entries []entry
+	keys    keyArena
 	err     error
 	// misplaced are the tiles the union set aside after they were spooled.
 	misplaced map[string]*ProblemEntry
@@ -35,13 +38,29 @@ type spool struct {
 	placed map[string]*geometry
 }
 
-// entry is one spooled tile.
+// entry is one spooled tile: its key and, packed in one word so that a
+// million entries cost 24 MB, where its record starts (offBits: a spool
+// of up to 64 GiB), its length (lenBits) and its flags.
 type entry struct {
-	key   string
-	off   int64
-	n     uint32
-	flags uint8
+	key string
+	at  uint64
 }
+
+const (
+	flagBits = 4
+	lenBits  = 24
+	offBits  = 64 - lenBits - flagBits
+	maxSpool = 1 << offBits
+)
+
+func packEntry(off int64, n int, flags uint8) uint64 {
+	return uint64(off)<<(lenBits+flagBits) | uint64(n)<<flagBits | uint64(flags)
+}
+
+func (e entry) off() int64     { return int64(e.at >> (lenBits + flagBits)) }
+func (e entry) n() int         { return int(e.at >> flagBits & (1<<lenBits - 1)) }
+func (e entry) flags() uint8   { return uint8(e.at & (1<<flagBits - 1)) }
+func (e *entry) clear(f uint8) { e.at &^= uint64(f) }
 
 const (
 	flagReadable uint8 = 1 << iota
@@ -52,9 +71,12 @@ const (
 	flagPlaced // a problem tile whose header placed it
 )
 
-// maxRecord bounds one spooled record: a header with thousands of bands
-// is refused by raster long before.
-const maxRecord = 16 << 20
+// Every flag must fit in flagBits: this fails to compile otherwise.
+var _ [1<<flagBits - int(flagPlaced)<<1]struct{}
+
+// maxRecord bounds one spooled record (its length must fit lenBits): a
+// header with thousands of bands is refused by raster long before.
+const maxRecord = 1<<lenBits - 1
 
 // spooled is a Tile as written to the spool.
 type spooled struct {
@@ -96,25 +118,29 @@ func (s *spool) add(t *Tile) error {
 	if len(b) > maxRecord {
 		return fmt.Errorf("spooling %s: a %d-byte verdict", t.Object.Key, len(b))
 	}
-	e := entry{key: t.Object.Key, n: uint32(len(b))}
+	var flags uint8
 	switch {
 	case t.Header != nil:
-		e.flags |= flagReadable
+		flags |= flagReadable
 	case t.Problem != nil && t.Problem.Reason == ReasonUnreachable && !t.permanent:
-		e.flags |= flagTransient
+		flags |= flagTransient
 	}
 	if t.Reused {
-		e.flags |= flagReused
+		flags |= flagReused
 	}
 	if t.placed != nil {
-		e.flags |= flagPlaced
+		flags |= flagPlaced
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
-	e.off = s.end
+	if s.end+int64(len(b)) > maxSpool {
+		s.err = fmt.Errorf("spooling %s: the scan's spool would pass %d GiB", t.Object.Key, maxSpool>>30)
+		return s.err
+	}
+	e := entry{key: s.keys.add(t.Object.Key), at: packEntry(s.end, len(b), flags)}
 	if _, err := s.w.Write(b); err != nil {
 		s.err = fmt.Errorf("writing the scan's spool: %w", err)
 		return s.err
@@ -148,14 +174,40 @@ func (s *spool) finish() error {
 	return nil
 }
 
+// keyArena holds the spooled keys back to back in large chunks: a million
+// keys cost one allocation per chunk instead of one each, and no size
+// class rounds a 33-byte key up to 48. A chunk's bytes are never written
+// again once a key is in them, which is what makes the strings that view
+// them immutable.
+type keyArena struct{ chunk []byte }
+
+const (
+	keyChunk = 256 << 10
+	// longKey: a key this long gets its own allocation rather than a
+	// chunk mostly left empty.
+	longKey = keyChunk / 16
+)
+
+func (a *keyArena) add(key string) string {
+	if key == "" || len(key) >= longKey {
+		return strings.Clone(key)
+	}
+	if len(key) > cap(a.chunk)-len(a.chunk) {
+		a.chunk = make([]byte, 0, keyChunk)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, key...)
+	return unsafe.String(&a.chunk[start], len(key))
+}
+
 // tile reads entry i back. The union's verdict overrides the reader's.
 func (s *spool) tile(i int, buf *[]byte) (Tile, error) {
 	e := s.entries[i]
-	if cap(*buf) < int(e.n) {
-		*buf = make([]byte, e.n)
+	if cap(*buf) < e.n() {
+		*buf = make([]byte, e.n())
 	}
-	b := (*buf)[:e.n]
-	if _, err := s.f.ReadAt(b, e.off); err != nil {
+	b := (*buf)[:e.n()]
+	if _, err := s.f.ReadAt(b, e.off()); err != nil {
 		return Tile{}, fmt.Errorf("reading back %s from the scan's spool: %w", e.key, err)
 	}
 	var r spooled
@@ -184,7 +236,7 @@ func (s *spool) tile(i int, buf *[]byte) (Tile, error) {
 func (s *spool) each(want uint8, fn func(t *Tile) error) error {
 	var buf []byte
 	for i, e := range s.entries {
-		if want != 0 && e.flags&want == 0 {
+		if want != 0 && e.flags()&want == 0 {
 			continue
 		}
 		t, err := s.tile(i, &buf)
@@ -203,11 +255,32 @@ func (s *spool) each(want uint8, fn func(t *Tile) error) error {
 func (s *spool) count(flags uint8) int {
 	n := 0
 	for _, e := range s.entries {
-		if e.flags&flags != 0 {
+		if e.flags()&flags != 0 {
 			n++
 		}
 	}
 	return n
+}
+
+// keysAt names the rejected tiles, each Index counting only the entries
+// flagged want, as each does when it reads them: one pass, for the
+// rejects come by increasing Index.
+func (s *spool) keysAt(want uint8, rejected []footprint.Rejected) []string {
+	keys := make([]string, 0, len(rejected))
+	k := 0
+	for _, e := range s.entries {
+		if len(keys) == len(rejected) {
+			break
+		}
+		if e.flags()&want == 0 {
+			continue
+		}
+		for len(keys) < len(rejected) && rejected[len(keys)].Index == k {
+			keys = append(keys, e.key)
+		}
+		k++
+	}
+	return keys
 }
 
 // has says whether key was spooled (after finish).
@@ -221,7 +294,7 @@ func (s *spool) setAside(key string, p *ProblemEntry) {
 	s.misplaced[key] = p
 	i := sort.Search(len(s.entries), func(i int) bool { return s.entries[i].key >= key })
 	if i < len(s.entries) && s.entries[i].key == key {
-		s.entries[i].flags &^= flagReadable | flagReused
+		s.entries[i].clear(flagReadable | flagReused)
 	}
 }
 

@@ -65,11 +65,12 @@ func tilesCount(n int) string {
 func epsgName() func(*Tile) string {
 	last, name := int32(0), ""
 	return func(t *Tile) string {
-		if t.EPSG <= 0 {
+		code := t.attrs().EPSG
+		if code <= 0 {
 			return ""
 		}
-		if t.EPSG != last {
-			last, name = t.EPSG, "EPSG:"+strconv.Itoa(int(t.EPSG))
+		if code != last {
+			last, name = code, "EPSG:"+strconv.Itoa(int(code))
 		}
 		return name
 	}
@@ -119,7 +120,7 @@ func (c *checker) resolutions() {
 	steps := map[int64]resStep{}
 	var run resStep
 	for i := range c.tiles {
-		r := c.tiles[i].Resolution
+		r := c.tiles[i].attrs().Resolution
 		if !knownResolution(r) {
 			continue
 		}
@@ -145,15 +146,15 @@ func (c *checker) resolutions() {
 	mode := steps[key].least
 	var odd []int32
 	for i := range c.tiles {
-		if r := c.tiles[i].Resolution; knownResolution(r) && math.Abs(r-mode) > resolutionTolerance*mode {
+		if r := c.tiles[i].attrs().Resolution; knownResolution(r) && math.Abs(r-mode) > resolutionTolerance*mode {
 			odd = append(odd, int32(i))
 		}
 	}
 	for _, i := range c.inOrder(odd) {
 		t := &c.tiles[i]
 		c.report(Resolution, t.Path, "", func() Warning {
-			return Warning{EPSG: int(t.EPSG), Box: boxPtr(t.Box),
-				Detail: fmt.Sprintf("Its resolution is %s where the delivery's is %s.", cm(t.Resolution), cm(mode))}
+			return Warning{EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
+				Detail: fmt.Sprintf("Its resolution is %s where the delivery's is %s.", cm(t.attrs().Resolution), cm(mode))}
 		})
 	}
 	if a := c.opts.Announced; a > 0 && math.Abs(mode-a) > resolutionTolerance*a {
@@ -226,7 +227,7 @@ func (c *checker) sizes() {
 		m, n := medians[groupOf[i]], len(peers[groupOf[i]])
 		r := float64(t.Size) / m
 		c.report(SizeOutlier, t.Path, "", func() Warning {
-			return Warning{Ratio: roundSig(r, 4), EPSG: int(t.EPSG), Box: boxPtr(t.Box),
+			return Warning{Ratio: roundSig(r, 4), EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
 				Detail: fmt.Sprintf("It is %d bytes, %s%% of the median size of its %d peers of the same dimensions, format and compression (%.0f bytes): mostly empty?",
 					t.Size, num(roundSig(100*r, 3)), n, m)}
 		})
@@ -242,6 +243,7 @@ func (c *checker) peerGroups() ([]int32, [][]int64) {
 	groupOf := make([]int32, len(c.tiles))
 	var counts []int
 	var last peerKey
+	var lastAttrs *Attrs
 	lastGroup := int32(-1)
 	for i := range c.tiles {
 		t := &c.tiles[i]
@@ -249,14 +251,19 @@ func (c *checker) peerGroups() ([]int32, [][]int64) {
 		if t.Size <= 0 {
 			continue
 		}
-		if key := (peerKey{t.Width, t.Height, t.attrs().Format, t.attrs().Compression}); lastGroup < 0 || key != last {
-			g, ok := index[key]
-			if !ok {
-				g = int32(len(counts))
-				index[key] = g
-				counts = append(counts, 0)
+		// Tiles sharing one Attrs share a group: a map access per run of
+		// them, not per tile.
+		if a := t.attrs(); lastGroup < 0 || a != lastAttrs {
+			lastAttrs = a
+			if key := (peerKey{a.Width, a.Height, a.Format, a.Compression}); lastGroup < 0 || key != last {
+				g, ok := index[key]
+				if !ok {
+					g = int32(len(counts))
+					index[key] = g
+					counts = append(counts, 0)
+				}
+				last, lastGroup = key, g
 			}
-			last, lastGroup = key, g
 		}
 		groupOf[i] = lastGroup
 		counts[lastGroup]++

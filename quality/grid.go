@@ -108,7 +108,7 @@ func (c *checker) offGrid(g *group) {
 			if resized {
 				detail += fmt.Sprintf(", and it measures %s x %s m", num(b[2]-b[0]), num(b[3]-b[1]))
 			}
-			return Warning{Offset: &off, EPSG: int(t.EPSG), Box: boxPtr(*b), Detail: detail + "."}
+			return Warning{Offset: &off, EPSG: int(t.attrs().EPSG), Box: boxPtr(*b), Detail: detail + "."}
 		})
 	}
 }

@@ -152,7 +152,7 @@ func (c *checker) names() *pattern {
 			continue
 		}
 		c.report(NameMismatch, t.Path, "", func() Warning {
-			return Warning{Expected: exp, EPSG: int(t.EPSG), Box: boxPtr(t.Box),
+			return Warning{Expected: exp, EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
 				Detail: fmt.Sprintf("Its header places it where the delivery's names say %s.", exp)}
 		})
 	}

@@ -31,7 +31,8 @@ func compareTiles(a, b *Tile) int {
 	if c := strings.Compare(a.Path, b.Path); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.EPSG, b.EPSG); c != 0 {
+	x, y := a.attrs(), b.attrs()
+	if c := cmp.Compare(x.EPSG, y.EPSG); c != 0 {
 		return c
 	}
 	for k := range a.Box {
@@ -39,17 +40,16 @@ func compareTiles(a, b *Tile) int {
 			return c
 		}
 	}
-	return cmp.Or(cmp.Compare(a.Width, b.Width), cmp.Compare(a.Height, b.Height), cmp.Compare(a.Resolution, b.Resolution),
-		compareAttrs(a.Attrs, b.Attrs), cmp.Compare(a.Size, b.Size))
+	return cmp.Or(compareAttrs(x, y), cmp.Compare(a.Size, b.Size))
 }
 
-// compareAttrs orders encodings; tiles of one delivery mostly share one.
-func compareAttrs(a, b *Attrs) int {
-	if a == b {
+// compareAttrs orders attributes; tiles of one delivery mostly share them.
+func compareAttrs(x, y *Attrs) int {
+	if x == y {
 		return 0
 	}
-	x, y := a.value(), b.value()
-	return cmp.Or(strings.Compare(x.Format, y.Format), strings.Compare(x.Compression, y.Compression), strings.Compare(x.Bands, y.Bands))
+	return cmp.Or(cmp.Compare(x.Width, y.Width), cmp.Compare(x.Height, y.Height), cmp.Compare(x.Resolution, y.Resolution),
+		strings.Compare(x.Format, y.Format), strings.Compare(x.Compression, y.Compression), strings.Compare(x.Bands, y.Bands))
 }
 
 // member is one tile of a group: its box on the group's tolerance lattice
@@ -89,7 +89,7 @@ func (c *checker) order() {
 	counts := map[int32]int{}
 	for i := range c.tiles {
 		if t := &c.tiles[i]; finite(t.Box) {
-			counts[t.EPSG]++
+			counts[t.attrs().EPSG]++
 		}
 	}
 	codes := sortedKeys(counts)
@@ -102,7 +102,7 @@ func (c *checker) order() {
 	for i := range c.tiles {
 		c.group[i] = -1
 		if t := &c.tiles[i]; finite(t.Box) {
-			k := index[t.EPSG]
+			k := index[t.attrs().EPSG]
 			c.group[i] = k
 			members[k] = append(members[k], int32(i))
 		}

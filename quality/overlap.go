@@ -23,7 +23,7 @@ func (c *checker) duplicates(g *group) {
 		}
 		t, orig := &c.tiles[m.tile], &c.tiles[g.members[first].tile]
 		c.report(Duplicate, t.Path, orig.Path, func() Warning {
-			return Warning{EPSG: int(t.EPSG), Box: boxPtr(t.Box),
+			return Warning{EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
 				Detail: fmt.Sprintf("It covers exactly the same ground as %s: the same tile delivered twice.", orig.Path)}
 		})
 	}
@@ -243,7 +243,7 @@ func (s *search) report(a, b int32) {
 		in := [4]float64{max(p[0], q[0]), max(p[1], q[1]), min(p[2], q[2]), min(p[3], q[3])}
 		w, h := in[2]-in[0], in[3]-in[1]
 		area := roundSig(w*h, 6)
-		return Warning{AreaM2: area, EPSG: int(blamed.EPSG), Box: boxPtr(in),
+		return Warning{AreaM2: area, EPSG: int(blamed.attrs().EPSG), Box: boxPtr(in),
 			Detail: fmt.Sprintf("It covers %s m² (%s x %s m) of %s.", num(area), num(w), num(h), other.Path)}
 	})
 }

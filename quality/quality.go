@@ -43,34 +43,37 @@ import (
 )
 
 // Tile is what the check needs from one readable tile. A scan holds a
-// million of them at once: the attributes a delivery repeats on every
-// tile are shared (Attrs), and the rest is kept to 88 bytes.
+// million of them at once: what a delivery repeats on every tile (its
+// CRS, dimensions, resolution and encoding) is shared (Attrs), and the
+// rest is kept to 64 bytes.
 type Tile struct {
-	Path          string     // relative to the storage root, e.g. "dalles/0651000_6226400.jp2"
-	Box           [4]float64 // minX, minY, maxX, maxY in the CRS's units (metres)
-	Resolution    float64    // pixel size in CRS units (metres), > 0
-	Size          int64      // bytes; 0 = unknown
-	Attrs         *Attrs     // nil: none known
-	EPSG          int32      // the CRS of Box
-	Width, Height int32      // pixels
+	Path  string     // relative to the storage root, e.g. "dalles/0651000_6226400.jp2"
+	Box   [4]float64 // minX, minY, maxX, maxY in the CRS's units (metres)
+	Size  int64      // bytes; 0 = unknown
+	Attrs *Attrs     // nil: none known
 }
 
-// Attrs are a tile's encoding, shared by the tiles that have the same.
+// Attrs are what a tile shares with most tiles of its delivery. The caller
+// may give tiles with the same attributes one Attrs, and should: a
+// million copies cost 80 MB.
 type Attrs struct {
-	Format      string // "image/jp2" or "image/tiff"
-	Compression string // "LOSSY", "LOSSLESS", "JPEG", "LZW", "NONE"…
-	Bands       string // "Red(Byte)/Green(Byte)/Blue(Byte)"
+	Resolution    float64 // pixel size in CRS units (metres), > 0
+	EPSG          int32   // the CRS of Box
+	Width, Height int32   // pixels
+	Format        string  // "image/jp2" or "image/tiff"
+	Compression   string  // "LOSSY", "LOSSLESS", "JPEG", "LZW", "NONE"…
+	Bands         string  // "Red(Byte)/Green(Byte)/Blue(Byte)"
 }
 
-// attrs is t's encoding, empty when unknown.
-func (t *Tile) attrs() Attrs { return t.Attrs.value() }
+// noAttrs are a tile's attributes when none are known.
+var noAttrs Attrs
 
-// value is a, empty when nil.
-func (a *Attrs) value() Attrs {
-	if a == nil {
-		return Attrs{}
+// attrs are t's attributes, zero when unknown; never nil.
+func (t *Tile) attrs() *Attrs {
+	if t.Attrs == nil {
+		return &noAttrs
 	}
-	return *a
+	return t.Attrs
 }
 
 // Options tune the check; zero values take the defaults.

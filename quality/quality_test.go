@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 )
@@ -22,9 +23,9 @@ type delivery struct {
 func (d delivery) tile(col, row int) Tile {
 	x, y := d.x0+d.side*float64(col), d.y0+d.side*float64(row)
 	b := [4]float64{x, y, x + d.side, y + d.side}
-	return Tile{Path: d.name(b), EPSG: 2154, Box: b, Width: d.px, Height: d.px, Resolution: d.side / float64(d.px),
-		Attrs: &Attrs{Format: d.format, Compression: d.cmp, Bands: "Red(Byte)/Green(Byte)/Blue(Byte)"},
-		Size:  9_500_000 + int64((col*7919+row*104729)%1_000_000)}
+	return Tile{Path: d.name(b), Box: b, Attrs: shared(Attrs{EPSG: 2154, Width: d.px, Height: d.px, Resolution: d.side / float64(d.px),
+		Format: d.format, Compression: d.cmp, Bands: "Red(Byte)/Green(Byte)/Blue(Byte)"}),
+		Size: 9_500_000 + int64((col*7919+row*104729)%1_000_000)}
 }
 
 // grid is cols x rows tiles, column by column, less the cells in skip.
@@ -92,14 +93,18 @@ func TestPlanted(t *testing.T) {
 	*at(8, 1) = d.tile(8, 1)
 	at(8, 1).Path = strings.Replace(name(8, 2), "dalles/", "dalles/lot2/", 1)
 	// (0, 9) at 10 cm: 2000 px over the same 200 m.
-	at(0, 9).Resolution, at(0, 9).Width, at(0, 9).Height, at(0, 9).Size = 0.10, 2000, 2000, 2_600_000
+	tenCm := *at(0, 9).Attrs
+	tenCm.Resolution, tenCm.Width, tenCm.Height = 0.10, 2000, 2000
+	at(0, 9).Attrs, at(0, 9).Size = &tenCm, 2_600_000
 	// (9, 9) a JPEG 2000 among GeoTIFFs.
 	jp2 := strings.TrimSuffix(name(9, 9), ".tif") + ".jp2"
-	at(9, 9).Attrs, at(9, 9).Path = &Attrs{Format: "image/jp2", Compression: "LOSSY", Bands: at(9, 9).Attrs.Bands}, jp2
+	jp2Attrs := *at(9, 9).Attrs
+	jp2Attrs.Format, jp2Attrs.Compression = "image/jp2", "LOSSY"
+	at(9, 9).Attrs, at(9, 9).Path = &jp2Attrs, jp2
 	// (3, 8) a hundredth of its peers' median size: blank.
 	var sizes []int64
 	for _, tl := range tiles {
-		if tl.Width == 4000 && tl.Attrs.Format == "image/tiff" {
+		if tl.Attrs.Width == 4000 && tl.Attrs.Format == "image/tiff" {
 			sizes = append(sizes, tl.Size)
 		}
 	}
@@ -345,8 +350,8 @@ func TestRectangularGrid(t *testing.T) {
 	for c := range 8 {
 		for r := range 6 {
 			x, y := 400000+300*float64(c), 6000000+200*float64(r)
-			tiles = append(tiles, Tile{Path: fmt.Sprintf("r/%06.0f-%07.0f.tif", x, y), EPSG: 2154, Box: [4]float64{x, y, x + 300, y + 200},
-				Width: 6000, Height: 4000, Resolution: 0.05, Size: 1000})
+			tiles = append(tiles, Tile{Path: fmt.Sprintf("r/%06.0f-%07.0f.tif", x, y), Box: [4]float64{x, y, x + 300, y + 200},
+				Attrs: shared(Attrs{EPSG: 2154, Width: 6000, Height: 4000, Resolution: 0.05}), Size: 1000})
 		}
 	}
 	if res := Check(tiles, Options{}); len(res.Warnings) != 0 {
@@ -366,7 +371,7 @@ func TestNoGrid(t *testing.T) {
 	for i := range 10 {
 		x := 500000 + 137*float64(i*i)
 		side := 100 + 10*float64(i)
-		tiles = append(tiles, Tile{Path: fmt.Sprintf("t%02d.tif", i), EPSG: 2154, Box: [4]float64{x, 6e6, x + side, 6e6 + side}, Resolution: 0.05})
+		tiles = append(tiles, Tile{Path: fmt.Sprintf("t%02d.tif", i), Box: [4]float64{x, 6e6, x + side, 6e6 + side}, Attrs: shared(Attrs{EPSG: 2154, Resolution: 0.05})})
 	}
 	tiles = append(tiles, tiles[3])
 	tiles[10].Path = "u.tif"
@@ -427,8 +432,8 @@ func TestGeographic(t *testing.T) {
 	for c := range 20 {
 		for r := range 20 {
 			x, y := 2.3+side*float64(c), 48.8+side*float64(r)
-			tiles = append(tiles, Tile{Path: fmt.Sprintf("t_%03d_%03d.tif", c, r), EPSG: 4326, Box: [4]float64{x, y, x + side, y + side},
-				Width: 4000, Height: 4000, Resolution: side / 4000, Attrs: &Attrs{Format: "image/tiff", Compression: "JPEG"}, Size: 1000})
+			tiles = append(tiles, Tile{Path: fmt.Sprintf("t_%03d_%03d.tif", c, r), Box: [4]float64{x, y, x + side, y + side},
+				Attrs: shared(Attrs{EPSG: 4326, Width: 4000, Height: 4000, Resolution: side / 4000, Format: "image/tiff", Compression: "JPEG"}), Size: 1000})
 		}
 	}
 	if res := Check(tiles, Options{}); len(res.Warnings) != 0 {
@@ -455,7 +460,24 @@ func TestGeographic(t *testing.T) {
 // TestTileSize: a scan holds one Tile per readable tile, a million at
 // once; a field added carelessly costs megabytes.
 func TestTileSize(t *testing.T) {
-	if s := unsafe.Sizeof(Tile{}); s > 88 {
-		t.Errorf("a Tile takes %d bytes, want at most 88", s)
+	if s := unsafe.Sizeof(Tile{}); s > 64 {
+		t.Errorf("a Tile takes %d bytes, want at most 64", s)
 	}
+}
+
+var sharedAttrs = struct {
+	sync.Mutex
+	m map[Attrs]*Attrs
+}{m: map[Attrs]*Attrs{}}
+
+// shared is one Attrs per value, as a scan gives its tiles.
+func shared(a Attrs) *Attrs {
+	sharedAttrs.Lock()
+	defer sharedAttrs.Unlock()
+	p, ok := sharedAttrs.m[a]
+	if !ok {
+		p = &a
+		sharedAttrs.m[a] = p
+	}
+	return p
 }

@@ -86,9 +86,7 @@ func fuzzTiles(seed uint64, n int, spread, res float64, wild bool) []Tile {
 		default:
 			path = fmt.Sprintf("d%d/T_%07.0f_%07.0f.tif", r.IntN(3), b[0], b[1])
 		}
-		tiles = append(tiles, Tile{Path: path, EPSG: 2154 + r.Int32N(2), Box: b, Width: 4000, Height: 4000 + r.Int32N(2),
-			Resolution: res * (1 + float64(r.IntN(3))), Attrs: []*Attrs{{Format: "image/tiff", Compression: "JPEG"}, {Format: "image/jp2", Compression: "JPEG"}, {Compression: "JPEG"}, nil}[r.IntN(4)],
-			Size: r.Int64N(3) * r.Int64N(1_000_000)})
+		tiles = append(tiles, Tile{Path: path, Box: b, Attrs: randomAttrs(r, res), Size: r.Int64N(3) * r.Int64N(1_000_000)})
 	}
 	return tiles
 }
@@ -128,7 +126,7 @@ func bruteForce(tiles []Tile, tol float64) (dups, overlaps int, pairs map[[2]str
 	byEPSG := map[int32][]int32{}
 	for i := range tiles {
 		if finite(tiles[i].Box) {
-			byEPSG[tiles[i].EPSG] = append(byEPSG[tiles[i].EPSG], int32(i))
+			byEPSG[tiles[i].attrs().EPSG] = append(byEPSG[tiles[i].attrs().EPSG], int32(i))
 		}
 	}
 	for _, idx := range byEPSG {
@@ -296,11 +294,20 @@ func TestStacked(t *testing.T) {
 	tiles := make([]Tile, n)
 	for i := range tiles {
 		x := 651000 + 0.05*float64(i)
-		tiles[i] = Tile{Path: fmt.Sprintf("s/%04d.tif", i), EPSG: 2154, Box: [4]float64{x, 6226000, x + 200, 6226200}, Resolution: 0.05}
+		tiles[i] = Tile{Path: fmt.Sprintf("s/%04d.tif", i), Box: [4]float64{x, 6226000, x + 200, 6226200}, Attrs: shared(Attrs{EPSG: 2154, Resolution: 0.05})}
 	}
 	res := Check(tiles, Options{MaxPerKind: 50, pairBudget: 10_000})
 	checkInvariants(t, res, 50)
 	if res.ByKind[Overlap] != n*(n-1)/2 || !res.Truncated {
 		t.Errorf("overlaps counted %d, want %d", res.ByKind[Overlap], n*(n-1)/2)
 	}
+}
+
+// randomAttrs are two CRSs, two heights, three resolutions and four
+// encodings (one unknown), each tile its own copy.
+func randomAttrs(r *rand.Rand, res float64) *Attrs {
+	a := Attrs{EPSG: 2154 + r.Int32N(2), Width: 4000, Height: 4000 + r.Int32N(2), Resolution: res * (1 + float64(r.IntN(3)))}
+	enc := [][2]string{{"image/tiff", "JPEG"}, {"image/jp2", "JPEG"}, {"", "JPEG"}, {"", ""}}[r.IntN(4)]
+	a.Format, a.Compression = enc[0], enc[1]
+	return &a
 }

@@ -66,6 +66,7 @@ func batchCommand(args []string, stdout, stderr io.Writer) int {
 	b := &batchRun{out: *out, dest: dest, settings: settings, opts: opts, manifestDir: filepath.Dir(positional[0]),
 		stdout: stdout, stderr: stderr, onTerminal: isTerminal(stderr), cat: cachedCatalog()}
 	b.log = newLogger(stderr, b.onTerminal, settings.verbose)
+	settings.memory.apply(b.log)
 	outcomes, code := b.runShard(ctx, rows, shard)
 	slog.New(slog.NewJSONHandler(stderr, nil)).Info("batch finished", "shard", fmt.Sprintf("%d/%d", shard.Index, shard.Count), "rows", len(rows), "livrables", outcomes)
 	return code

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +308,51 @@ func TestDamagedState(t *testing.T) {
 	}
 	if err := child.Wait(); err != nil {
 		t.Errorf("serve after --reset-state: %v", err)
+	}
+}
+
+// TestMemoryLimit: --memory-limit (or its variable) gives the runtime its
+// soft limit and the log says which; auto leaves GOMEMLIMIT to the
+// runtime; a size without its unit is refused before any work.
+func TestMemoryLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	storageDir := oneTileStorage(t)
+	for _, c := range []struct {
+		args   []string
+		env    map[string]string
+		want   int64
+		source string
+	}{
+		{[]string{"--memory-limit", "300MiB"}, nil, 300 << 20, "flag"},
+		{nil, map[string]string{"PCRS_INDEXER_MEMORY_LIMIT": "1.5GiB"}, 3 << 29, "flag"},
+		{nil, map[string]string{"GOMEMLIMIT": "123MiB"}, 0, "GOMEMLIMIT"},
+	} {
+		debug.SetMemoryLimit(before)
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"scan", "--out", filepath.Join(t.TempDir(), "out"), storageDir}, c.args...)
+		if code := run(args, &stdout, &stderr); code != exitOK {
+			t.Fatalf("%v: exit %d\n%s", args, code, stderr.String())
+		}
+		wantLimit := c.want
+		if wantLimit == 0 {
+			wantLimit = before
+		}
+		if got := debug.SetMemoryLimit(-1); got != wantLimit {
+			t.Errorf("%v %v: the runtime's limit is %d, want %d", c.args, c.env, got, wantLimit)
+		}
+		if want := fmt.Sprintf(`"msg":"memory limit","bytes":%d,"source":"%s"`, c.want, c.source); !strings.Contains(stderr.String(), want) {
+			t.Errorf("%v %v: the log does not say %s:\n%s", c.args, c.env, want, stderr.String())
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"scan", "--memory-limit", "512", storageDir}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--memory-limit") || !strings.Contains(stderr.String(), "512MiB") {
+		t.Errorf("--memory-limit 512: exit %d, %q", code, stderr.String())
 	}
 }

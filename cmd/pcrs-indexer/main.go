@@ -159,6 +159,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	var basemaps service.BasemapFlag
 	fs.Var(&basemaps, "basemap", "map background layer NAME=URL_TEMPLATE ({z}/{x}/{y}; a WMTS KVP GetTile URL too), repeatable; none: no background (default: IGN Géoplateforme Plan IGN v2 and orthophotos)")
 	secretKeyFile := fs.String("secret-key-file", "", "file holding the key that encrypts stored credentials (base64 of 32 bytes; default $"+service.SecretKeyEnv+")")
+	var memory memoryLimit
+	addMemoryFlag(fs, &memory)
 	resetState := fs.Bool("reset-state", false, "move a damaged state file aside and start empty (storages must be registered again)")
 	positional, err := c.parse(args, stdout)
 	switch {
@@ -169,7 +171,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	case len(positional) != 0:
 		return c.usageError(stderr, fmt.Errorf("unexpected argument %q", positional[0]))
 	}
+	if err := memory.resolve(); err != nil {
+		return c.usageError(stderr, fmt.Errorf("--memory-limit: %w", err))
+	}
 	log := newLogger(stderr, false, false)
+	memory.apply(log)
 	key, err := service.LoadSecretKey(*secretKeyFile)
 	if err != nil {
 		return c.usageError(stderr, err)

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/internal/memlimit"
 	"github.com/openpcrs/pcrs-indexer/livrable"
 	"github.com/openpcrs/pcrs-indexer/progress"
 	"github.com/openpcrs/pcrs-indexer/state"
@@ -42,6 +44,33 @@ type scanSettings struct {
 	catalog                              string
 	verbose                              bool
 	formats                              formatList
+	memory                               memoryLimit
+}
+
+// memoryLimit is --memory-limit, resolved by check (internal/memlimit).
+type memoryLimit struct {
+	value  string
+	bytes  int64 // 0: none set here
+	source string
+}
+
+func addMemoryFlag(fs *flag.FlagSet, m *memoryLimit) {
+	fs.StringVar(&m.value, "memory-limit", memlimit.Auto, "soft memory limit of the Go heap: a size (512MiB, 2GiB), off, or auto ($GOMEMLIMIT when set, else 80 % of the container's memory limit, else none); the garbage collector works harder near it instead of letting the heap double")
+}
+
+// resolve checks the value and says which limit it asks for.
+func (m *memoryLimit) resolve() error {
+	var err error
+	m.bytes, m.source, err = memlimit.Resolve(m.value, os.Getenv, os.DirFS("/"))
+	return err
+}
+
+// apply gives the runtime the limit resolved, if any, and says so.
+func (m *memoryLimit) apply(log *slog.Logger) {
+	if m.bytes > 0 {
+		debug.SetMemoryLimit(m.bytes)
+	}
+	log.Info("memory limit", "bytes", m.bytes, "source", m.source)
 }
 
 // formatList is the repeatable --format flag.
@@ -88,6 +117,7 @@ func addScanFlags(fs *flag.FlagSet) *scanSettings {
 	fs.StringVar(&s.metricsFile, "metrics-file", "", "write each scan's metrics here (Prometheus text format, for node_exporter's textfile collector); a folder gets pcrs_indexer_<storage id>.prom")
 	fs.StringVar(&s.statePath, "state", "", "state file: rescans read only new or changed tiles, and a stopped scan resumes")
 	fs.BoolVar(&s.verbose, "verbose", false, "log every tile set aside, even on a terminal")
+	addMemoryFlag(fs, &s.memory)
 	fs.Var(&s.formats, "format", "also write the outputs as fgb (FlatGeobuf) or gpkg (GeoPackage), with the problems as a layer; repeatable or comma-separated (GeoJSON is always written)")
 	return s
 }
@@ -98,6 +128,9 @@ func (s *scanSettings) check() error {
 		return errors.New("--retries must be at least 0, --request-timeout positive and --scan-timeout not negative")
 	case s.concurrency < 1:
 		return errors.New("--concurrency must be at least 1")
+	}
+	if err := s.memory.resolve(); err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
 	}
 	return nil
 }
@@ -175,6 +208,7 @@ func scan(args []string, stdout, stderr io.Writer) int {
 	if code := j.prepare(ctx, nil); code != exitOK {
 		return code
 	}
+	settings.memory.apply(j.log)
 	return j.run(ctx)
 }
 
