@@ -3,6 +3,7 @@ package indexer
 import (
 	"log/slog"
 	"math"
+	"strings"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/livrable"
@@ -50,6 +51,8 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 	defer ps.Close()
 	out := make([]WarningEntry, len(res.Warnings))
 	for i, w := range res.Warnings {
+		// Copies of the paths, as for problems (buildReport).
+		w.Path, w.Other = strings.Clone(w.Path), strings.Clone(w.Other)
 		out[i] = WarningEntry{Warning: w}
 		if w.Box == nil {
 			continue

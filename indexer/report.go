@@ -3,6 +3,7 @@ package indexer
 import (
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
@@ -172,7 +173,9 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 	err := sp.each(0, func(t *Tile) error {
 		if t.Problem != nil {
 			p := *t.Problem
-			p.Path = t.Object.Key
+			// A copy: the spool's key views a 256 KiB chunk of keys, which
+			// a report kept after the scan would otherwise keep whole.
+			p.Path = strings.Clone(t.Object.Key)
 			r.Problems = append(r.Problems, p)
 			r.ProblemsByReason[p.Reason]++
 			return nil

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/quality"
@@ -105,5 +107,29 @@ func TestAttrsShared(t *testing.T) {
 	}
 	if len(table) != maxSharedAttrs {
 		t.Errorf("the table holds %d attributes, want at most %d", len(table), maxSharedAttrs)
+	}
+}
+
+// TestReportKeepsNoChunk: a report outlives its scan (the service keeps
+// the last one); its paths are copies, not views of the spool's 256 KiB
+// chunks of keys, which would keep them all alive.
+func TestReportKeepsNoChunk(t *testing.T) {
+	sp, err := newSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	if err := sp.add(&Tile{Object: storage.Object{Key: "casse.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.finish(); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := buildReport("x", time.Time{}, time.Time{}, listing{}, sp, &storage.Counter{}, &Outline{})
+	if err != nil || len(r.Problems) != 1 || r.Problems[0].Path != "casse.tif" {
+		t.Fatalf("report %+v, %v", r.Problems, err)
+	}
+	if unsafe.StringData(r.Problems[0].Path) == unsafe.StringData(sp.entries[0].key) {
+		t.Error("the report's path views the spool's chunk of keys")
 	}
 }
