@@ -43,6 +43,12 @@ var ErrBasemap = errors.New("basemap: want NAME=URL_TEMPLATE with {z}, {x} and {
 
 var templateVar = regexp.MustCompile(`\{[^{}]*\}`)
 
+// basemapHost is what a basemap's host may be: it goes into the page's
+// Content-Security-Policy as is, where a ';' or a quote (which URLs allow
+// in a host) would start a directive of its own. A name or an IPv4
+// address, or a bracketed IPv6 one, and a port.
+var basemapHost = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$`)
+
 // ParseBasemap reads NAME=URL_TEMPLATE. The template is an http(s) URL
 // with {z}, {x} and {y} (or {-y}, TMS rows); {r} (retina suffix) is the
 // only other variable. Layers of the IGN's hosts get its attribution,
@@ -56,6 +62,9 @@ func ParseBasemap(value string) (Basemap, error) {
 	u, err := url.Parse(tmpl)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return Basemap{}, fmt.Errorf("%w: %q is not an http(s) URL", ErrBasemap, tmpl)
+	}
+	if !basemapHost.MatchString(u.Host) {
+		return Basemap{}, fmt.Errorf("%w: the host %q of %q is not a name or an address with a port", ErrBasemap, u.Host, tmpl)
 	}
 	seen := map[string]bool{}
 	for _, v := range templateVar.FindAllString(tmpl, -1) {

@@ -370,7 +370,9 @@ func TestBasemapFlag(t *testing.T) {
 		t.Errorf("img-src %q", src)
 	}
 	for _, bad := range []string{"https://x.org/{z}/{x}/{y}.png", "=https://x.org/{z}/{x}/{y}", "a=ftp://x.org/{z}/{x}/{y}", "a=https://x.org/{z}/{x}.png",
-		"a=https://{s}.x.org/{z}/{x}/{y}.png", "a=https://u:p@x.org/{z}/{x}/{y}", "a=/tiles/{z}/{x}/{y}", "OSM=https://x.org/{z}/{x}/{y}"} {
+		"a=https://{s}.x.org/{z}/{x}/{y}.png", "a=https://u:p@x.org/{z}/{x}/{y}", "a=/tiles/{z}/{x}/{y}", "OSM=https://x.org/{z}/{x}/{y}",
+		// A host that would write its own CSP directive.
+		"a=https://x.org;script-src/{z}/{x}/{y}", "a=https://x.org';/{z}/{x}/{y}", "a=https://x.org*/{z}/{x}/{y}", "a=https://-x.org/{z}/{x}/{y}"} {
 		if err := g.Set(bad); !errors.Is(err, ErrBasemap) {
 			t.Errorf("%q: %v, want ErrBasemap", bad, err)
 		}
