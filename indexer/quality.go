@@ -70,8 +70,9 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 
 // attrsTable gives the tiles of a delivery one copy of each set of
 // attributes they share: a delivery has a handful, and a million copies
-// would cost 80 MB. A hostile one making every tile different stops
-// sharing past maxSharedAttrs, so that the table does not grow with it.
+// would cost 80 MB. A hostile one making every tile different cannot make
+// the table grow with it: full, it starts again empty, so that the tiles
+// after a run of odd ones still share.
 type attrsTable map[quality.Attrs]*quality.Attrs
 
 const maxSharedAttrs = 4096
@@ -83,9 +84,10 @@ func (m *attrsTable) intern(a quality.Attrs) *quality.Attrs {
 	if *m == nil {
 		*m = attrsTable{}
 	}
-	if len(*m) < maxSharedAttrs {
-		(*m)[a] = &a
+	if len(*m) >= maxSharedAttrs {
+		clear(*m)
 	}
+	(*m)[a] = &a
 	return &a
 }
 

@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"strings"
@@ -93,6 +94,10 @@ func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline
 	defer ps.Close()
 	res := ps.Place(placed, opts)
 	keys := sp.keysAt(flagReadable, res.Rejected)
+	if len(keys) != len(res.Rejected) {
+		// A rejected tile left unnamed would be published as readable.
+		return nil, fmt.Errorf("the union rejected %d tiles, %d of which the spool names", len(res.Rejected), len(keys))
+	}
 	for i, key := range keys {
 		r := res.Rejected[i]
 		log.Warn("tile set aside", "path", key, "reason", ReasonMisplaced, "detail", r.Err.Error())

@@ -221,11 +221,13 @@ func (s *spool) tile(i int, buf *[]byte) (Tile, error) {
 	if r.Header != nil {
 		t.Polygon = placement(r.Header)
 	}
-	if p, ok := s.misplaced[r.Key]; ok {
+	// Looked up under the entry's key: the record's went through JSON,
+	// which turns a name's invalid UTF-8 into U+FFFD.
+	if p, ok := s.misplaced[e.key]; ok {
 		t.Header, t.Polygon, t.Reused = nil, footprint.Tile{}, false
 		t.Problem = p
 	}
-	if g, ok := s.placed[r.Key]; ok && t.Problem != nil {
+	if g, ok := s.placed[e.key]; ok && t.Problem != nil {
 		t.Problem.Geometry = g
 	}
 	return t, nil

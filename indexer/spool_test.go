@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -91,11 +92,12 @@ func TestEntryPacking(t *testing.T) {
 
 // TestAttrsShared: tiles with the same attributes share one copy; a
 // delivery making every tile different gets its own values all the same,
-// and the table stops growing at maxSharedAttrs.
+// the table never holds more than maxSharedAttrs, and the tiles after a
+// run of odd ones share again.
 func TestAttrsShared(t *testing.T) {
 	var table attrsTable
-	a := table.intern(quality.Attrs{EPSG: 2154, Width: 4000, Height: 4000, Resolution: 0.05, Format: "image/tiff"})
-	if b := table.intern(quality.Attrs{EPSG: 2154, Width: 4000, Height: 4000, Resolution: 0.05, Format: "image/tiff"}); a != b {
+	common := quality.Attrs{EPSG: 2154, Width: 4000, Height: 4000, Resolution: 0.05, Format: "image/tiff"}
+	if a, b := table.intern(common), table.intern(common); a != b {
 		t.Error("two tiles with the same attributes got two copies")
 	}
 	for i := range 3 * maxSharedAttrs {
@@ -104,9 +106,57 @@ func TestAttrsShared(t *testing.T) {
 		if got.Width != want.Width || !math.IsNaN(got.Resolution) {
 			t.Fatalf("tile %d got %+v", i, *got)
 		}
+		if len(table) > maxSharedAttrs {
+			t.Fatalf("the table holds %d attributes, want at most %d", len(table), maxSharedAttrs)
+		}
 	}
-	if len(table) != maxSharedAttrs {
-		t.Errorf("the table holds %d attributes, want at most %d", len(table), maxSharedAttrs)
+	if a, b := table.intern(common), table.intern(common); a != b || *a != common {
+		t.Error("after 12,288 odd tiles, two ordinary ones got two copies")
+	}
+}
+
+// TestSpoolLimit: a verdict that would take the spool past what an entry
+// addresses is refused, naming the tile, and the spool stays failed.
+func TestSpoolLimit(t *testing.T) {
+	sp, err := newSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	sp.end = maxSpool - 10
+	err = sp.add(&Tile{Object: storage.Object{Key: "dalles/de-trop.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}})
+	if err == nil || !strings.Contains(err.Error(), "dalles/de-trop.tif") || !strings.Contains(err.Error(), "64 GiB") {
+		t.Fatalf("a verdict past %d bytes: %v", int64(maxSpool), err)
+	}
+	if err := sp.finish(); err == nil {
+		t.Error("the spool finished after refusing a verdict")
+	}
+}
+
+// TestSetAsideUnderAnyName: a tile the union sets aside reads back as its
+// problem, also when its name is not UTF-8 (JSON rewrites such a name in
+// the record, so the record's copy of the key cannot find it).
+func TestSetAsideUnderAnyName(t *testing.T) {
+	sp, err := newSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	key := "dalles/bad\xff.tif"
+	if err := sp.add(&Tile{Object: storage.Object{Key: key}, Header: &raster.Header{MimeType: "image/tiff", Width: 200, Height: 200}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.finish(); err != nil {
+		t.Fatal(err)
+	}
+	sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: "outside its CRS"})
+	var buf []byte
+	tile, err := sp.tile(0, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tile.Header != nil || tile.Problem == nil || tile.Problem.Reason != ReasonMisplaced {
+		t.Errorf("%q set aside reads back with header %v, problem %+v", key, tile.Header != nil, tile.Problem)
 	}
 }
 
@@ -131,5 +181,42 @@ func TestReportKeepsNoChunk(t *testing.T) {
 	}
 	if unsafe.StringData(r.Problems[0].Path) == unsafe.StringData(sp.entries[0].key) {
 		t.Error("the report's path views the spool's chunk of keys")
+	}
+}
+
+// TestWarningsKeepNoChunk: the same for the warnings, here a duplicate.
+func TestWarningsKeepNoChunk(t *testing.T) {
+	sp, err := newSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	for _, key := range []string{"a/t.tif", "b/t.tif"} {
+		h := &raster.Header{MimeType: "image/tiff", EPSG: 2154, Width: 200, Height: 200, GeoTransform: [6]float64{700000, 1, 0, 6600200, 0, -1}}
+		if err := sp.add(&Tile{Object: storage.Object{Key: key, Size: 1000}, Header: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.finish(); err != nil {
+		t.Fatal(err)
+	}
+	warnings, _, err := checkQuality(sp, nil, footprint.Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range warnings {
+		if w.Kind != quality.Duplicate {
+			continue
+		}
+		found = true
+		for _, e := range sp.entries {
+			if unsafe.StringData(w.Path) == unsafe.StringData(e.key) || unsafe.StringData(w.Other) == unsafe.StringData(e.key) {
+				t.Errorf("the warning %s %s / %s views the spool's chunk of keys", w.Kind, w.Path, w.Other)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no duplicate among %+v", warnings)
 	}
 }

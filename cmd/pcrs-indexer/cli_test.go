@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -351,7 +352,16 @@ func TestMemoryLimit(t *testing.T) {
 			os.Unsetenv(k)
 		}
 	}
+	// off lifts a limit the runtime had (from GOMEMLIMIT at its start).
+	debug.SetMemoryLimit(100 << 20)
 	var stdout, stderr bytes.Buffer
+	if code := run([]string{"scan", "--out", filepath.Join(t.TempDir(), "out"), "--memory-limit", "off", storageDir}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("--memory-limit off: exit %d\n%s", code, stderr.String())
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("--memory-limit off left the runtime's limit at %d", got)
+	}
+	stderr.Reset()
 	if code := run([]string{"scan", "--memory-limit", "512", storageDir}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--memory-limit") || !strings.Contains(stderr.String(), "512MiB") {
 		t.Errorf("--memory-limit 512: exit %d, %q", code, stderr.String())
 	}

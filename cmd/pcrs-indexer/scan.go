@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -67,9 +66,7 @@ func (m *memoryLimit) resolve() error {
 
 // apply gives the runtime the limit resolved, if any, and says so.
 func (m *memoryLimit) apply(log *slog.Logger) {
-	if m.bytes > 0 {
-		debug.SetMemoryLimit(m.bytes)
-	}
+	memlimit.Enforce(m.bytes, m.source)
 	log.Info("memory limit", "bytes", m.bytes, "source", m.source)
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ const Off = "off"
 // mapped) and the goroutines' stacks.
 const containerShare = 0.8
 
-// noLimit: cgroup v1 writes a number near 2^63 for "no limit".
+// noLimit: cgroup v1 writes a number near 2^63 for "no limit", v2 "max".
 const noLimit = 1 << 62
 
 // minLimit: below this a scan cannot even load GDAL; a smaller value is a
@@ -51,8 +52,10 @@ func Resolve(value string, getenv func(string) string, root fs.FS) (int64, strin
 			// The runtime has read it already; it wins over a guess.
 			return 0, "GOMEMLIMIT", nil
 		}
-		if c := containerLimit(root); c > 0 {
-			return int64(float64(c) * containerShare), "container", nil
+		// A container limit so small that its share could not even load
+		// GDAL is a misread file more likely than a real limit.
+		if n := int64(float64(containerLimit(root)) * containerShare); n >= minLimit {
+			return n, "container", nil
 		}
 		return 0, "none", nil
 	}
@@ -63,13 +66,25 @@ func Resolve(value string, getenv func(string) string, root fs.FS) (int64, strin
 	return n, "flag", nil
 }
 
-// Apply resolves value and gives the runtime the limit, if any.
+// Apply resolves value and enforces what it asks.
 func Apply(value string, getenv func(string) string, root fs.FS) (int64, string, error) {
 	n, source, err := Resolve(value, getenv, root)
-	if err == nil && n > 0 {
-		debug.SetMemoryLimit(n)
+	if err == nil {
+		Enforce(n, source)
 	}
 	return n, source, err
+}
+
+// Enforce gives the runtime what Resolve said: a limit of bytes when
+// positive; none at all for off, not even GOMEMLIMIT's, which the runtime
+// read at its start; otherwise what the runtime has.
+func Enforce(bytes int64, source string) {
+	switch {
+	case bytes > 0:
+		debug.SetMemoryLimit(bytes)
+	case source == Off:
+		debug.SetMemoryLimit(math.MaxInt64)
+	}
 }
 
 var units = []struct {
@@ -101,37 +116,45 @@ func ParseSize(s string) (int64, error) {
 	return int64(bytes), nil
 }
 
-// containerLimit is the memory limit of the process's cgroup (v2, then
-// v1), 0 when none or unreadable: guessing is a convenience, never an
-// error.
+// containerLimit is the memory limit of the process's cgroup: the
+// smallest of the limits written along its path (a pod's limit may sit on
+// a parent of the container's cgroup), v2 or v1; 0 when none can be read:
+// guessing is a convenience, never an error.
 func containerLimit(root fs.FS) int64 {
+	least := int64(0)
 	for _, p := range cgroupFiles(root) {
 		b, err := fs.ReadFile(root, p)
 		if err != nil {
 			continue
 		}
-		v := strings.TrimSpace(string(b))
-		if v == "max" {
-			return 0
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || n <= 0 || n >= noLimit { // "max", or unreadable
+			continue
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 || n >= noLimit {
-			return 0
+		if least == 0 || n < least {
+			least = n
 		}
-		return n
 	}
-	return 0
+	return least
 }
 
-// cgroupFiles are where the limit may be written: under the process's own
-// cgroup v2 path (a host or a container without a cgroup namespace), at the
-// root of a namespaced v2 hierarchy, and where v1 keeps it.
+// maxDepth bounds the cgroup path walked up: real ones are a few levels.
+const maxDepth = 16
+
+// cgroupFiles are where the limit may be written: along the process's own
+// cgroup v2 path (a host, or a container without a cgroup namespace), at
+// the root of a namespaced v2 hierarchy, and where v1 keeps it.
 func cgroupFiles(root fs.FS) []string {
 	var files []string
 	if b, err := fs.ReadFile(root, "proc/self/cgroup"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if p, ok := strings.CutPrefix(line, "0::/"); ok && p != "" && fs.ValidPath(p) {
+			p, ok := strings.CutPrefix(line, "0::/")
+			if !ok || p == "" || !fs.ValidPath(p) {
+				continue
+			}
+			for depth := 0; p != "." && depth < maxDepth; depth++ {
 				files = append(files, "sys/fs/cgroup/"+p+"/memory.max")
+				p = path.Dir(p)
 			}
 		}
 	}

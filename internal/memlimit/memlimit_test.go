@@ -28,6 +28,24 @@ func TestResolve(t *testing.T) {
 		"sys/fs/cgroup/memory/memory.limit_in_bytes": {Data: []byte("9223372036854771712\n")},
 	}
 	v2Unlimited := fstest.MapFS{"sys/fs/cgroup/memory.max": {Data: []byte("max\n")}}
+	// The pod's limit on a parent, the container's own cgroup unlimited.
+	parent := fstest.MapFS{
+		"proc/self/cgroup":                          {Data: []byte("0::/kubepods/pod1/c1\n")},
+		"sys/fs/cgroup/kubepods/pod1/c1/memory.max": {Data: []byte("max\n")},
+		"sys/fs/cgroup/kubepods/pod1/memory.max":    {Data: []byte("1073741824\n")},
+		"sys/fs/cgroup/kubepods/memory.max":         {Data: []byte("8589934592\n")},
+	}
+	garbageLeaf := fstest.MapFS{
+		"proc/self/cgroup":            {Data: []byte("0::/c1\n")},
+		"sys/fs/cgroup/c1/memory.max": {Data: []byte("lots\n")},
+		"sys/fs/cgroup/memory.max":    {Data: []byte("2147483648\n")},
+	}
+	tiny := fstest.MapFS{"sys/fs/cgroup/memory.max": {Data: []byte("4096\n")}}
+	escape := fstest.MapFS{
+		"proc/self/cgroup":         {Data: []byte("0::/../../etc\n")},
+		"etc/memory.max":           {Data: []byte("1048576\n")},
+		"sys/fs/cgroup/memory.max": {Data: []byte("1073741824\n")},
+	}
 	for _, c := range []struct {
 		name, value string
 		env         map[string]string
@@ -41,6 +59,10 @@ func TestResolve(t *testing.T) {
 		{"v1 without limit", "auto", nil, v1Unlimited, 0, "none"},
 		{"v2 without limit", "auto", nil, v2Unlimited, 0, "none"},
 		{"no cgroup", "auto", nil, fstest.MapFS{}, 0, "none"},
+		{"the smallest limit along the path", "auto", nil, parent, 1 << 30 * 8 / 10, "container"},
+		{"an unreadable leaf skipped", "auto", nil, garbageLeaf, 2 << 30 * 8 / 10, "container"},
+		{"a limit too small to be true", "auto", nil, tiny, 0, "none"},
+		{"no way out of the cgroup folder", "auto", nil, escape, 1 << 30 * 8 / 10, "container"},
 		{"GOMEMLIMIT wins over the container", "auto", map[string]string{"GOMEMLIMIT": "1GiB"}, v2, 0, "GOMEMLIMIT"},
 		{"a size wins over GOMEMLIMIT", "200MiB", map[string]string{"GOMEMLIMIT": "1GiB"}, v2, 200 << 20, "flag"},
 		{"off", "off", nil, v2, 0, "off"},
