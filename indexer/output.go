@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/vector"
@@ -109,6 +110,15 @@ func outlineGeometry(mp orb.MultiPolygon) *geometry {
 	return &geometry{"MultiPolygon", mp}
 }
 
+// location is where GDAL opens key, "" when JSON cannot say it: a local
+// name that is not UTF-8 (URLs escape such bytes and stay usable).
+func location(locate func(string) string, key string) string {
+	if loc := locate(key); utf8.ValidString(loc) {
+		return loc
+	}
+	return ""
+}
+
 func strOrNil(s string) *string {
 	if s == "" {
 		return nil
@@ -159,9 +169,9 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Object.Key, err)
 		}
-		h := t.Header
+		h, name := t.Header, displayName(t.Object.Key)
 		f := feature{Type: "Feature", Geometry: polygonGeometry(poly), Properties: dalleProperties{
-			NomImage:      path.Base(t.Object.Key),
+			NomImage:      path.Base(name),
 			IDPCRS:        strOrNil(attrs.Projet),
 			Resolution:    int(math.Round(h.PixelSize() * 100)),
 			TypeImage:     h.MimeType,
@@ -173,9 +183,9 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 			Open:          h.OpenDriver,
 			Licence:       strOrNil(attrs.Licence),
 			Focale:        attrs.Focale,
-			Chemin:        t.Object.Key,
+			Chemin:        name,
 			Stockage:      res.Livrable.Storage,
-			Location:      strOrNil(locate(t.Object.Key)),
+			Location:      strOrNil(location(locate, t.Object.Key)),
 		}}
 		if !first {
 			if err := bw.WriteByte(','); err != nil {

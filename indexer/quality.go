@@ -52,7 +52,7 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 	out := make([]WarningEntry, len(res.Warnings))
 	for i, w := range res.Warnings {
 		// Copies of the paths, as for problems (buildReport).
-		w.Path, w.Other = strings.Clone(w.Path), strings.Clone(w.Other)
+		w.Path, w.Other = strings.Clone(displayName(w.Path)), strings.Clone(displayName(w.Other))
 		out[i] = WarningEntry{Warning: w}
 		if w.Box == nil {
 			continue

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/storage"
@@ -130,6 +131,8 @@ type tileSummary struct {
 	format, compression, epsg sharedValue
 	taille                    int64
 	nbDalles                  int
+	// notUTF8 counts the names the outputs write as Windows-1252.
+	notUTF8 int
 }
 
 // sharedValue is the value every tile has, or none.
@@ -176,11 +179,14 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 	r.Counts.Tiles = len(sp.entries)
 	// Problems are read back in key order: the list comes out sorted.
 	err := sp.each(0, func(t *Tile) error {
+		if !utf8.ValidString(t.Object.Key) {
+			sum.notUTF8++
+		}
 		if t.Problem != nil {
 			p := *t.Problem
 			// A copy: the spool's key views a 256 KiB chunk of keys, which
 			// a report kept after the scan would otherwise keep whole.
-			p.Path = strings.Clone(t.Object.Key)
+			p.Path = strings.Clone(displayName(t.Object.Key))
 			r.Problems = append(r.Problems, p)
 			r.ProblemsByReason[p.Reason]++
 			return nil

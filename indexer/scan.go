@@ -261,6 +261,9 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		sp.close()
 		return nil, err
 	}
+	if n := res.summary.notUTF8; n > 0 {
+		log.Warn("names not in UTF-8 are written as Windows-1252 in the outputs (a local one then has no location)", "names", n)
+	}
 	res.Report.Warnings, res.Report.WarningsByKind = res.warnings, res.warningsByKind
 	if res.Report.Warnings == nil {
 		res.Report.Warnings, res.Report.WarningsByKind = []WarningEntry{}, noWarnings()

@@ -669,3 +669,56 @@ func TestReadsWhileListing(t *testing.T) {
 		t.Errorf("read while listing: %+v %+v\nafter a whole listing: %+v %+v", res.Report.Counts, res.Report.Problems, want.Report.Counts, want.Report.Problems)
 	}
 }
+
+// TestNamesNotUTF8: a storage naming its files in Windows-1252 gets its
+// names written readably in every output (not U+FFFD), a tile and a
+// problem alike.
+func TestNamesNotUTF8(t *testing.T) {
+	dir := t.TempDir()
+	good, broken := "r\xe9seau.tif", "cass\xe9.tif"
+	if err := (tilegen.Tile{EPSG: 2154, X: x0, Y: y0}).Write(filepath.Join(dir, good)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, broken), []byte("II*\x00garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	out := t.TempDir()
+	if err := indexer.Publish(out, res); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, indexer.DallesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dalles struct {
+		Features []struct {
+			Properties map[string]any `json:"properties"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(b, &dalles); err != nil {
+		t.Fatal(err)
+	}
+	if len(dalles.Features) != 1 || dalles.Features[0].Properties["chemin"] != "réseau.tif" || dalles.Features[0].Properties["location"] != nil {
+		t.Errorf("dalles: %s", b)
+	}
+	r := res.Report
+	if len(r.Problems) != 1 || r.Problems[0].Path != "cassé.tif" {
+		t.Errorf("problems: %+v", r.Problems)
+	}
+	report, err := os.ReadFile(filepath.Join(out, indexer.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(report), `"cassé.tif"`) || strings.Contains(string(report), `\ufffd`) {
+		t.Errorf("report.json does not name cassé.tif readably")
+	}
+}

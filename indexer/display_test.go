@@ -1,0 +1,37 @@
+package indexer
+
+import "testing"
+
+func TestDisplayName(t *testing.T) {
+	for _, c := range []struct{ key, want string }{
+		{"dalles/réseau.jp2", "dalles/réseau.jp2"},
+		{"dalles/r\xe9seau.jp2", "dalles/réseau.jp2"},
+		{"c\x9cur \x80 \x93cit\xe9\x94.tif", "cœur € “cité”.tif"},
+		{"\x81\x8d\x8f\x90\x9d", "\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD"},
+		{"é\xe9", "éé"},         // valid UTF-8 kept, the stray byte read alone
+		{"\xc3", "Ã"},           // a sequence cut short is one byte too
+		{"\xe2\x82", "â\u201a"}, // ...and so is its second byte
+	} {
+		if got := displayName(c.key); got != c.want {
+			t.Errorf("displayName(%q) = %q, want %q", c.key, got, c.want)
+		}
+	}
+}
+
+// TestLocationOfANameNotUTF8: a web server's or FTP server's name escapes
+// its bytes and stays openable; a local one cannot be said in JSON.
+func TestLocationOfANameNotUTF8(t *testing.T) {
+	key := "dalles/r\xe9seau.jp2"
+	if got := location(gdalLocator("https://h.fr/pcrs/"), key); got != "/vsicurl/https://h.fr/pcrs/dalles/r%E9seau.jp2" {
+		t.Errorf("http: %q", got)
+	}
+	if got := location(gdalLocator("ftp://h.fr/pcrs"), key); got != "/vsicurl/ftp://h.fr/pcrs/dalles/r%E9seau.jp2" {
+		t.Errorf("ftp: %q", got)
+	}
+	if got := location(gdalLocator("/srv/pcrs"), key); got != "" {
+		t.Errorf("a local name not in UTF-8 got the location %q", got)
+	}
+	if got := location(gdalLocator("/srv/pcrs"), "dalles/réseau.jp2"); got != "/srv/pcrs/dalles/réseau.jp2" {
+		t.Errorf("a local UTF-8 name: %q", got)
+	}
+}
