@@ -52,3 +52,29 @@ func TestLoginRefused(t *testing.T) {
 		t.Errorf("err = %v, want a final login error without the password", err)
 	}
 }
+
+// TestNameNotUTF8: a server naming a file in Windows-1252 ("r\xe9seau")
+// lists it with its own bytes, and the file is read back under that key.
+func TestNameNotUTF8(t *testing.T) {
+	key := "d/r\xe9seau.tif"
+	u := servertest.VsftpdTree(t, map[string][]byte{key: []byte("abcdef")}, storagetest.ModTime)
+	s, err := ftp.Open(context.Background(), u, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var keys []string
+	if err := storage.Walk(context.Background(), s, func(o storage.Object) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != key {
+		t.Fatalf("listed %q, want %q", keys, key)
+	}
+	p := make([]byte, 6)
+	if n, err := s.ReadAt(context.Background(), key, p, 0); (err != nil && n != 6) || string(p[:n]) != "abcdef" {
+		t.Errorf("read %q, %v", p[:n], err)
+	}
+}
