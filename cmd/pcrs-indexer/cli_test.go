@@ -362,7 +362,14 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("--memory-limit off left the runtime's limit at %d", got)
 	}
 	stderr.Reset()
-	if code := run([]string{"scan", "--memory-limit", "512", storageDir}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--memory-limit") || !strings.Contains(stderr.String(), "512MiB") {
-		t.Errorf("--memory-limit 512: exit %d, %q", code, stderr.String())
+	for _, args := range [][]string{
+		{"scan", "--memory-limit", "512", storageDir},
+		{"batch", "--memory-limit", "512", "--out", t.TempDir(), "manifest.csv"},
+		{"serve", "--memory-limit", "512", "--data", t.TempDir()},
+	} {
+		stderr.Reset()
+		if code := run(args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--memory-limit") || !strings.Contains(stderr.String(), "512MiB") {
+			t.Errorf("%v: exit %d, %q", args, code, stderr.String())
+		}
 	}
 }
