@@ -151,9 +151,11 @@ func TestScanMemoryChild(t *testing.T) {
 		t.Skip("run by BenchmarkScanMemory in a child process")
 	}
 	limit := os.Getenv("PCRS_SCAN_MEMORY_LIMIT")
-	if _, _, err := memlimit.Apply(limit, func(string) string { return "" }, fstest.MapFS{}); err != nil {
+	bytes, source, err := memlimit.Resolve(limit, func(string) string { return "" }, fstest.MapFS{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	memlimit.Enforce(bytes, source)
 	g := newGenerated(t, n)
 	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: g, Location: "/generated", Backend: "file", Name: "generated"})
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"unicode/utf8"
 )
 
-// displayName is key as the outputs write it. Keys are bytes: an FTP or
+// displayName is key (or a text quoting keys) as the outputs write it. Keys are bytes: an FTP or
 // web server of a French local authority may still name its files in
 // Windows-1252 ("r\xe9seau.jp2"), which JSON cannot carry and would turn
 // into "r\uFFFDseau.jp2". A byte that is not UTF-8 is read as

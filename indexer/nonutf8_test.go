@@ -2,7 +2,6 @@ package indexer_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"os"
 	"os/exec"
@@ -88,27 +87,21 @@ func checkNameNotUTF8(t *testing.T, st storage.Storage, location string) {
 	if err := indexer.Publish(out, res); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(out, indexer.DallesFile))
-	if err != nil {
-		t.Fatal(err)
+	var dalles featureCollection
+	readJSON(t, filepath.Join(out, indexer.DallesFile), &dalles)
+	if len(dalles.Features) != 1 {
+		t.Fatalf("%d features", len(dalles.Features))
 	}
-	var fc struct {
-		Features []struct {
-			Properties struct{ Chemin, Location string } `json:"properties"`
-		} `json:"features"`
-	}
-	if err := json.Unmarshal(raw, &fc); err != nil || len(fc.Features) != 1 {
-		t.Fatalf("%v: %s", err, raw)
-	}
-	p := fc.Features[0].Properties
-	if p.Chemin != "dalles/réseau.tif" || !strings.HasSuffix(p.Location, "/dalles/r%E9seau.tif") {
-		t.Fatalf("chemin %q, location %q", p.Chemin, p.Location)
+	chemin, _ := dalles.Features[0].Properties["chemin"].(string)
+	loc, _ := dalles.Features[0].Properties["location"].(string)
+	if chemin != "dalles/réseau.tif" || !strings.HasSuffix(loc, "/dalles/r%E9seau.tif") {
+		t.Fatalf("chemin %q, location %q", chemin, loc)
 	}
 	gdalinfo := servertest.Binary(t, "gdalinfo", "/usr/bin/gdalinfo")
-	cmd := exec.Command(gdalinfo, "-json", p.Location)
+	cmd := exec.Command(gdalinfo, "-json", loc)
 	cmd.Env = append(os.Environ(), "GDAL_HTTP_TIMEOUT=20", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif")
 	got, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(got), `"proj:epsg":2154`) {
-		t.Fatalf("gdalinfo %s: %v\n%.2000s", p.Location, err, got)
+		t.Fatalf("gdalinfo %s: %v\n%.2000s", loc, err, got)
 	}
 }

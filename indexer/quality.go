@@ -53,6 +53,7 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 	for i, w := range res.Warnings {
 		// Copies of the paths, as for problems (buildReport).
 		w.Path, w.Other = strings.Clone(displayName(w.Path)), strings.Clone(displayName(w.Other))
+		w.Detail = displayName(w.Detail) // sentences quote the paths
 		out[i] = WarningEntry{Warning: w}
 		if w.Box == nil {
 			continue

@@ -363,7 +363,7 @@ func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool
 		}
 	}
 	skip := func(o storage.Object) {
-		lst.skipped = append(lst.skipped, SkippedEntry{Path: o.Key, Detail: o.Err.Error()})
+		lst.skipped = append(lst.skipped, SkippedEntry{Path: displayName(o.Key), Detail: displayName(o.Err.Error())})
 	}
 	grp := newGrouper(storage.ListsInOrder(cfg.Storage), emit, skip)
 	sizedByRead := storage.SizesByRead(cfg.Storage)

@@ -671,22 +671,23 @@ func TestReadsWhileListing(t *testing.T) {
 }
 
 // TestNamesNotUTF8: a storage naming its files in Windows-1252 gets its
-// names written readably in every output (not U+FFFD), a tile and a
-// problem alike.
+// names written readably in every output (not U+FFFD): a tile, a problem,
+// and a warning whose sentence quotes the name (a copy in another folder).
 func TestNamesNotUTF8(t *testing.T) {
 	dir := t.TempDir()
 	good, broken := "r\xe9seau.tif", "cass\xe9.tif"
-	if err := (tilegen.Tile{EPSG: 2154, X: x0, Y: y0}).Write(filepath.Join(dir, good)); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{good, "copie/" + good} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := (tilegen.Tile{EPSG: 2154, X: x0, Y: y0}).Write(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, broken), []byte("II*\x00garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Name: "x"})
+	res, err := scan(t, dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -695,20 +696,17 @@ func TestNamesNotUTF8(t *testing.T) {
 	if err := indexer.Publish(out, res); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(out, indexer.DallesFile))
-	if err != nil {
-		t.Fatal(err)
+	var dalles featureCollection
+	readJSON(t, filepath.Join(out, indexer.DallesFile), &dalles)
+	var chemins []any
+	for _, f := range dalles.Features {
+		chemins = append(chemins, f.Properties["chemin"])
+		if f.Properties["location"] != nil {
+			t.Errorf("%v: a location JSON cannot name: %v", f.Properties["chemin"], f.Properties["location"])
+		}
 	}
-	var dalles struct {
-		Features []struct {
-			Properties map[string]any `json:"properties"`
-		} `json:"features"`
-	}
-	if err := json.Unmarshal(b, &dalles); err != nil {
-		t.Fatal(err)
-	}
-	if len(dalles.Features) != 1 || dalles.Features[0].Properties["chemin"] != "réseau.tif" || dalles.Features[0].Properties["location"] != nil {
-		t.Errorf("dalles: %s", b)
+	if !slices.Equal(chemins, []any{"copie/réseau.tif", "réseau.tif"}) {
+		t.Errorf("chemins %q", chemins)
 	}
 	r := res.Report
 	if len(r.Problems) != 1 || r.Problems[0].Path != "cassé.tif" {
@@ -718,7 +716,10 @@ func TestNamesNotUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(report), `"cassé.tif"`) || strings.Contains(string(report), `\ufffd`) {
-		t.Errorf("report.json does not name cassé.tif readably")
+	if !strings.Contains(string(report), `"cassé.tif"`) || strings.Contains(string(report), `\ufffd`) || strings.Contains(string(report), "\uFFFD") {
+		t.Errorf("report.json does not name cassé.tif readably:\n%s", report)
+	}
+	if len(r.Warnings) != 1 || r.Warnings[0].Kind != "duplicate" || !strings.Contains(r.Warnings[0].Detail, "réseau.tif") {
+		t.Errorf("warnings: %+v", r.Warnings)
 	}
 }

@@ -21,17 +21,13 @@ import (
 // union rejects are named by their rank among the readable ones, problem
 // tiles between them skipped.
 func TestSpoolEntries(t *testing.T) {
-	sp, err := newSpool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
 	long := strings.Repeat("d/", longKey) + "long.tif"
 	// Spooled out of order, readers finishing when they do.
 	spooled := []struct {
 		key      string
 		readable bool
 	}{{"c.tif", true}, {"a.tif", false}, {long, true}, {"b.tif", true}, {"e.tif", false}, {"f.tif", true}, {"b.tif", true}}
+	var tiles []*Tile
 	for i, s := range spooled {
 		tile := &Tile{Object: storage.Object{Key: s.key, Size: int64(1000 + i)}}
 		if s.readable {
@@ -39,13 +35,9 @@ func TestSpoolEntries(t *testing.T) {
 		} else {
 			tile.Problem = &ProblemEntry{Reason: ReasonCorrupt, Detail: "broken"}
 		}
-		if err := sp.add(tile); err != nil {
-			t.Fatal(err)
-		}
+		tiles = append(tiles, tile)
 	}
-	if err := sp.finish(); err != nil {
-		t.Fatal(err)
-	}
+	sp := spoolOf(t, tiles...)
 	var keys []string
 	var buf []byte
 	for i, e := range sp.entries {
@@ -118,13 +110,9 @@ func TestAttrsShared(t *testing.T) {
 // TestSpoolLimit: a verdict that would take the spool past what an entry
 // addresses is refused, naming the tile, and the spool stays failed.
 func TestSpoolLimit(t *testing.T) {
-	sp, err := newSpool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := openSpool(t)
 	sp.end = maxSpool - 10
-	err = sp.add(&Tile{Object: storage.Object{Key: "dalles/de-trop.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}})
+	err := sp.add(&Tile{Object: storage.Object{Key: "dalles/de-trop.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}})
 	if err == nil || !strings.Contains(err.Error(), "dalles/de-trop.tif") || !strings.Contains(err.Error(), "64 GiB") {
 		t.Fatalf("a verdict past %d bytes: %v", int64(maxSpool), err)
 	}
@@ -137,18 +125,8 @@ func TestSpoolLimit(t *testing.T) {
 // problem, also when its name is not UTF-8 (JSON rewrites such a name in
 // the record, so the record's copy of the key cannot find it).
 func TestSetAsideUnderAnyName(t *testing.T) {
-	sp, err := newSpool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
 	key := "dalles/bad\xff.tif"
-	if err := sp.add(&Tile{Object: storage.Object{Key: key}, Header: &raster.Header{MimeType: "image/tiff", Width: 200, Height: 200}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.finish(); err != nil {
-		t.Fatal(err)
-	}
+	sp := spoolOf(t, &Tile{Object: storage.Object{Key: key}, Header: &raster.Header{MimeType: "image/tiff", Width: 200, Height: 200}})
 	sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: "outside its CRS"})
 	var buf []byte
 	tile, err := sp.tile(0, &buf)
@@ -164,17 +142,7 @@ func TestSetAsideUnderAnyName(t *testing.T) {
 // the last one); its paths are copies, not views of the spool's 256 KiB
 // chunks of keys, which would keep them all alive.
 func TestReportKeepsNoChunk(t *testing.T) {
-	sp, err := newSpool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
-	if err := sp.add(&Tile{Object: storage.Object{Key: "casse.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.finish(); err != nil {
-		t.Fatal(err)
-	}
+	sp := spoolOf(t, &Tile{Object: storage.Object{Key: "casse.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}})
 	r, _, err := buildReport("x", time.Time{}, time.Time{}, listing{}, sp, &storage.Counter{}, &Outline{})
 	if err != nil || len(r.Problems) != 1 || r.Problems[0].Path != "casse.tif" {
 		t.Fatalf("report %+v, %v", r.Problems, err)
@@ -186,20 +154,12 @@ func TestReportKeepsNoChunk(t *testing.T) {
 
 // TestWarningsKeepNoChunk: the same for the warnings, here a duplicate.
 func TestWarningsKeepNoChunk(t *testing.T) {
-	sp, err := newSpool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	var tiles []*Tile
 	for _, key := range []string{"a/t.tif", "b/t.tif"} {
 		h := &raster.Header{MimeType: "image/tiff", EPSG: 2154, Width: 200, Height: 200, GeoTransform: [6]float64{700000, 1, 0, 6600200, 0, -1}}
-		if err := sp.add(&Tile{Object: storage.Object{Key: key, Size: 1000}, Header: h}); err != nil {
-			t.Fatal(err)
-		}
+		tiles = append(tiles, &Tile{Object: storage.Object{Key: key, Size: 1000}, Header: h})
 	}
-	if err := sp.finish(); err != nil {
-		t.Fatal(err)
-	}
+	sp := spoolOf(t, tiles...)
 	warnings, _, err := checkQuality(sp, nil, footprint.Options{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -219,4 +179,30 @@ func TestWarningsKeepNoChunk(t *testing.T) {
 	if !found {
 		t.Fatalf("no duplicate among %+v", warnings)
 	}
+}
+
+// openSpool is an empty spool closed with the test.
+func openSpool(t *testing.T) *spool {
+	t.Helper()
+	sp, err := newSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.close() })
+	return sp
+}
+
+// spoolOf is a finished spool of tiles, spooled in their order.
+func spoolOf(t *testing.T, tiles ...*Tile) *spool {
+	t.Helper()
+	sp := openSpool(t)
+	for _, tile := range tiles {
+		if err := sp.add(tile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.finish(); err != nil {
+		t.Fatal(err)
+	}
+	return sp
 }

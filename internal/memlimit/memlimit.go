@@ -1,6 +1,6 @@
 // Package memlimit gives the Go runtime a soft memory limit from
 // --memory-limit. Without one, the garbage collector lets the heap grow to
-// twice what is live before collecting: a scan holding 160 MB of a
+// twice what is live before collecting: a scan holding 190 MB of a
 // million tiles' entries peaks past 400 MiB, and a pod sized for the live
 // memory is killed. With one, the collector works harder as the limit
 // nears instead (it is soft: live memory over it is never refused).
@@ -64,15 +64,6 @@ func Resolve(value string, getenv func(string) string, root fs.FS) (int64, strin
 		return 0, "", err
 	}
 	return n, "flag", nil
-}
-
-// Apply resolves value and enforces what it asks.
-func Apply(value string, getenv func(string) string, root fs.FS) (int64, string, error) {
-	n, source, err := Resolve(value, getenv, root)
-	if err == nil {
-		Enforce(n, source)
-	}
-	return n, source, err
 }
 
 // Enforce gives the runtime what Resolve said: a limit of bytes when
