@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 )
 
@@ -204,12 +204,9 @@ func TestTwoJobsShareATextfileFolder(t *testing.T) {
 			t.Fatal(stderr.String())
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	// A reserved port: one merely probed free could go to another test
+	// process's listener before the child binds it.
+	addr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
 	cmd := exec.Command(exporter, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory="+folder)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
@@ -345,12 +345,9 @@ func TestMetricsFile(t *testing.T) {
 
 // TestServeGracefulShutdown: serve answers, and stops cleanly on SIGTERM.
 func TestServeGracefulShutdown(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	// A reserved port: one merely probed free could go to another test
+	// process's listener before the child binds it.
+	addr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
 	args := []string{"serve", "--listen", addr, "--data", t.TempDir()}
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), "PCRS_INDEXER_TEST_ARGS="+strings.Join(args, "\x1f"), "PCRS_INDEXER_ADMIN_TOKEN=t")

@@ -6,6 +6,7 @@
 package servertest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,51 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// FreePort returns a port free on 127.0.0.1 now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-var portMu sync.Mutex
-
-// PortRange returns n consecutive ports free now (FTP passive data ports).
-func PortRange(t testing.TB, n int) int {
-	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for base := 40000 + os.Getpid()%10000; base < 65000; base += n + 7 {
-		ok := true
-		var ls []net.Listener
-		for p := base; p < base+n; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
 
 // WriteTree writes files below dir, every one modified at mtime, and makes
 // the tree readable by servers that drop privileges.
@@ -142,7 +102,8 @@ func ModuleRoot(t testing.TB) string {
 // until the test ends, and waits until it accepts connections on port. It
 // returns the group's id: the test's cleanup kills the whole group (nginx's
 // and apache's workers outlive a killed master otherwise) and waits until
-// none of it is left.
+// none of it is left. The listening socket must belong to the group: a
+// readiness check answered by another process fails the test at once.
 func Start(t testing.TB, port int, name string, args ...string) int {
 	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), filepath.Base(name)+"-*.log")
@@ -178,7 +139,13 @@ func Start(t testing.TB, port int, name string, args ...string) int {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return pgid
+			switch err := checkListener(port, pgid); {
+			case err == nil:
+				return pgid
+			case !errors.Is(err, errNotListening):
+				out, _ := os.ReadFile(logf.Name())
+				t.Fatalf("%s: %v:\n%s", name, err, out)
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
