@@ -41,3 +41,26 @@ func windows1252(c byte) rune {
 	}
 	return rune(c) // 0xA0 to 0xFF are Latin-1's, which Unicode's first 256 are
 }
+
+// escapedKey is a key that is not UTF-8 in a form JSON carries without
+// loss: its bytes that are not UTF-8, and '%', as %XX, the rest as is, so
+// that url.PathUnescape gives the key back. "" for a UTF-8 key.
+func escapedKey(key string) string {
+	if utf8.ValidString(key) {
+		return ""
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(key); {
+		r, size := utf8.DecodeRuneInString(key[i:])
+		if r == utf8.RuneError && size == 1 || key[i] == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[key[i]>>4])
+			b.WriteByte(hex[key[i]&0xF])
+		} else {
+			b.WriteString(key[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}

@@ -1,6 +1,9 @@
 package indexer
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+)
 
 func TestDisplayName(t *testing.T) {
 	for _, c := range []struct{ key, want string }{
@@ -33,5 +36,28 @@ func TestLocationOfANameNotUTF8(t *testing.T) {
 	}
 	if got := location(gdalLocator("/srv/pcrs"), "dalles/réseau.jp2"); got != "/srv/pcrs/dalles/réseau.jp2" {
 		t.Errorf("a local UTF-8 name: %q", got)
+	}
+}
+
+// TestEscapedKey: a key that is not UTF-8 escapes to a form JSON keeps and
+// url.PathUnescape turns back into the same bytes; a UTF-8 key needs none.
+func TestEscapedKey(t *testing.T) {
+	for _, c := range []struct{ key, want string }{
+		{"dalles/réseau.jp2", ""},
+		{"dalles/r\xe9seau.jp2", "dalles/r%E9seau.jp2"},
+		{"100%\xe9 é+ ?#.tif", "100%25%E9 é+ ?#.tif"},
+		{"\xc3", "%C3"},
+		{"\xe2\x82é", "%E2%82é"},
+	} {
+		got := escapedKey(c.key)
+		if got != c.want {
+			t.Errorf("escapedKey(%q) = %q, want %q", c.key, got, c.want)
+		}
+		if got == "" {
+			continue
+		}
+		if back, err := url.PathUnescape(got); err != nil || back != c.key {
+			t.Errorf("PathUnescape(%q) = %q, %v; want %q", got, back, err, c.key)
+		}
 	}
 }

@@ -15,9 +15,13 @@ import (
 
 // ProblemEntry is one tile set aside.
 type ProblemEntry struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail"`
+	Path string `json:"path"`
+	// RawPath is given when the object's key is not UTF-8 and Path shows
+	// it readably: the key with its stray bytes, and '%', escaped as %XX
+	// (dalles/r%E9seau.tif). It is what a download asks the storage for.
+	RawPath string `json:"rawPath,omitempty"`
+	Reason  string `json:"reason"`
+	Detail  string `json:"detail"`
 	// Geometry is the tile's outline in WGS84 when its header placed it
 	// (a transfer cut short), for maps.
 	Geometry *geometry `json:"geometry,omitempty"`
@@ -187,6 +191,7 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 			// A copy: the spool's key views a 256 KiB chunk of keys, which
 			// a report kept after the scan would otherwise keep whole.
 			p.Path = strings.Clone(displayName(t.Object.Key))
+			p.RawPath = escapedKey(t.Object.Key)
 			p.Detail = displayName(p.Detail) // errors quote the key
 			r.Problems = append(r.Problems, p)
 			r.ProblemsByReason[p.Reason]++

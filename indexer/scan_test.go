@@ -709,8 +709,8 @@ func TestNamesNotUTF8(t *testing.T) {
 		t.Errorf("chemins %q", chemins)
 	}
 	r := res.Report
-	if len(r.Problems) != 1 || r.Problems[0].Path != "cassé.tif" {
-		t.Errorf("problems: %+v", r.Problems)
+	if len(r.Problems) != 1 || r.Problems[0].Path != "cassé.tif" || r.Problems[0].RawPath != "cass%E9.tif" {
+		t.Errorf("problems: %+v, want cassé.tif from the key cass%%E9.tif", r.Problems)
 	}
 	report, err := os.ReadFile(filepath.Join(out, indexer.ReportFile))
 	if err != nil {

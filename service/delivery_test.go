@@ -62,10 +62,17 @@ func holeDelivery(t *testing.T, setup ...func(*Service)) (*httptest.Server, stri
 	dir := holeTiles(t)
 	files := httptest.NewServer(http.StripPrefix("/tiles/", http.FileServer(http.Dir(dir))))
 	t.Cleanup(files.Close)
+	api, id := deliveryAt(t, files.URL+"/tiles/", setup...)
+	return api, id, dir
+}
+
+// deliveryAt is holeDelivery over the listing at location.
+func deliveryAt(t *testing.T, location string, setup ...func(*Service)) (*httptest.Server, string) {
+	t.Helper()
 	ended := make(chan string, 4)
 	setup = append(setup, func(s *Service) { s.hooks.ended = func(id string) { ended <- id } })
 	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true}, setup...)
-	code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q, "name": "Aude 2024"}`, files.URL+"/tiles/"))
+	code, raw := call(t, "POST", api.URL+"/storages", adminToken, fmt.Sprintf(`{"url": %q, "name": "Aude 2024"}`, location))
 	if code != http.StatusCreated {
 		t.Fatalf("register: %d %s", code, raw)
 	}
@@ -79,7 +86,7 @@ func holeDelivery(t *testing.T, setup ...func(*Service)) (*httptest.Server, stri
 	case <-time.After(time.Minute):
 		t.Fatal("no scan in a minute")
 	}
-	return api, created.ID, dir
+	return api, created.ID
 }
 
 // reportBox is the WGS84 box of the first entry of report.json's list

@@ -128,13 +128,24 @@ func (s *Service) downloadLinks(w http.ResponseWriter, r *http.Request) {
 	expires := time.Now().Add(tokenLifetime)
 	links := map[string]string{}
 	err := walkReport(f, func(section string, dec *json.Decoder) error {
-		var p *struct{ Path string }
+		var p *struct{ Path, RawPath string }
 		if err := dec.Decode(&p); err != nil || p == nil {
 			return skipTypeError(err)
 		}
-		if section == "problems" && wanted[p.Path] {
-			links[p.Path] = s.fileURL(rec.ID, p.Path, expires)
+		if section != "problems" || !wanted[p.Path] || links[p.Path] != "" {
+			return nil // two keys shown alike: the first keeps the link
 		}
+		// A key that is not UTF-8 is shown readably in path; the
+		// object is named by its own bytes.
+		key := p.Path
+		if p.RawPath != "" {
+			k, err := url.PathUnescape(p.RawPath)
+			if err != nil {
+				return nil
+			}
+			key = k
+		}
+		links[p.Path] = s.fileURL(rec.ID, key, expires)
 		return nil
 	}, nil)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openpcrs/pcrs-indexer/internal/servertest"
 )
 
 // page gets a page and its body.
@@ -159,4 +161,40 @@ func flip(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// TestShareLinkNameNotUTF8: a problem tile named in Windows-1252 on a
+// real web server (nginx: Go's file server answers 404 for such a name)
+// is shown readably in the report, and its share link downloads the
+// object under its own bytes.
+func TestShareLinkNameNotUTF8(t *testing.T) {
+	dir := holeTiles(t)
+	content := []byte("not a TIFF at all, but named like one")
+	if err := os.WriteFile(filepath.Join(dir, "dalles/cass\xe9.tif"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	servertest.OpenUp(t, dir)
+	api, id := deliveryAt(t, servertest.Nginx(t, dir, false).URL)
+	code, report := call(t, "GET", api.URL+"/storages/"+id+"/report", "", "")
+	var rep struct {
+		Problems []struct{ Path, RawPath string }
+	}
+	if err := json.Unmarshal(report, &rep); code != http.StatusOK || err != nil {
+		t.Fatalf("report: %d %v", code, err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		found = found || p.Path == "dalles/cassé.tif" && p.RawPath == "dalles/cass%E9.tif"
+	}
+	if !found {
+		t.Fatalf("problems %+v, want dalles/cassé.tif from the key dalles/cass%%E9.tif", rep.Problems)
+	}
+	key, _ := shareOf(t, api.URL, id)
+	code, links, body := linksFor(t, api.URL, id, key, "dalles/cassé.tif")
+	if code != http.StatusOK || links["dalles/cassé.tif"] == "" {
+		t.Fatalf("download links: %d %s", code, body)
+	}
+	if code, got := call(t, "GET", api.URL+links["dalles/cassé.tif"], "", ""); code != http.StatusOK || !bytes.Equal(got, content) {
+		t.Errorf("the link %s: %d %q, want the object's bytes", links["dalles/cassé.tif"], code, got)
+	}
 }
