@@ -544,6 +544,13 @@ func (s *Service) patchStorage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.locationKey(next) != s.locationKey(*rec) {
+		// Another S3 store: the same keys there are other objects, and
+		// what the state says of this store's must not be reused for
+		// them. No scan runs until the state is gone (see moved).
+		s.pause(rec.ID)
+		defer s.resume(rec.ID)
+	}
 	s.recordsMu.Lock()
 	cur, err := s.get(rec.ID)
 	if errors.Is(err, errNotFound) {
@@ -574,11 +581,29 @@ func (s *Service) patchStorage(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "storing: %v", err)
 		return
 	}
+	if err := s.moved(*rec, *cur); err != nil {
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
 	s.log.Info("storage changed", "storage", cur.ID, "credentials", next.Credentials != rec.Credentials, "settings", !sameSettings(next.Settings, rec.Settings))
 	if reach {
 		s.queue(cur.ID)
 	}
 	writeJSON(w, http.StatusOK, s.view(*cur))
+}
+
+// moved clears the state of a storage PATCH moved to another S3 store
+// (its scans are stopped): the next scan reads every tile again. Its
+// outputs stay until that scan replaces them, under the usual guards.
+func (s *Service) moved(before, after Record) error {
+	if s.locationKey(before) == s.locationKey(after) {
+		return nil
+	}
+	if err := s.store.Namespace("objects:" + after.ID).Clear(); err != nil {
+		return fmt.Errorf("clearing the state of storage %s: %w", after.ID, err)
+	}
+	s.log.Info("storage moved to another store: its state is cleared, the next scan reads every tile", "storage", after.ID)
+	return nil
 }
 
 func sameSettings(a, b Settings) bool {

@@ -139,6 +139,7 @@ type Service struct {
 	running   map[string]*run      // storage id → its running scan
 	queued    map[string]time.Time // storage id → when a scan was asked for
 	deleted   map[string]bool      // never scanned again, whatever a list says
+	paused    map[string]int       // not scanned while a change is made (see pause)
 	wg        sync.WaitGroup
 	stopping  bool
 
@@ -205,7 +206,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, store: store, storages: store.Namespace("service:storages"), metrics: metrics, log: cfg.Logger, sealer: sl, guard: newGuard(cfg),
 		sem: make(chan struct{}, cfg.MaxScans), wake: make(chan struct{}, 1),
-		running: map[string]*run{}, queued: map[string]time.Time{}, deleted: map[string]bool{}}
+		running: map[string]*run{}, queued: map[string]time.Time{}, deleted: map[string]bool{}, paused: map[string]int{}}
 	if err := s.load(); err != nil {
 		store.Close()
 		return nil, err
@@ -327,7 +328,7 @@ func (s *Service) startDue(ctx context.Context) {
 	var due []candidate
 	for _, r := range records {
 		_, busy := s.running[r.ID]
-		if busy || s.deleted[r.ID] || s.stopping {
+		if busy || s.deleted[r.ID] || s.paused[r.ID] > 0 || s.stopping {
 			continue
 		}
 		at := r.NextScan
@@ -399,8 +400,44 @@ func (s *Service) stop(id string) {
 	}
 }
 
+// current says whether r is still at the location its record gives:
+// startDue reads the records before it starts their scans, and a PATCH
+// moving the storage to another store meanwhile would otherwise have the
+// old store's scan fill the new store's state (the moved storage's own
+// scan is queued).
+func (s *Service) current(r Record) bool {
+	s.recordsMu.Lock()
+	defer s.recordsMu.Unlock()
+	cur, err := s.get(r.ID)
+	return err == nil && s.locationKey(*cur) == s.locationKey(r)
+}
+
+// pause cancels id's scan, if one runs, and waits until it has ended; no
+// scan of id starts until resume.
+func (s *Service) pause(id string) {
+	s.mu.Lock()
+	s.paused[id]++
+	ru := s.running[id]
+	s.mu.Unlock()
+	if ru != nil {
+		ru.cancel()
+		<-ru.done
+	}
+}
+
+func (s *Service) resume(id string) {
+	s.mu.Lock()
+	if s.paused[id]--; s.paused[id] <= 0 {
+		delete(s.paused, id)
+	}
+	s.mu.Unlock()
+}
+
 // scan runs one scan of a storage and records its outcome.
 func (s *Service) scan(ctx context.Context, r Record, p *progress) {
+	if !s.current(r) {
+		return
+	}
 	scrub := scrubber(r)
 	log := slog.New(scrubHandler{s.log.Handler(), scrub}).With("storage", r.ID, "source", shown(r.URL))
 	started := time.Now()

@@ -445,3 +445,55 @@ func TestLocationKey(t *testing.T) {
 		}
 	}
 }
+
+// TestPatchMovesS3Store: a PATCH of s3Endpoint moves the storage to
+// another store holding two of the same keys. Those are other objects: the
+// next scan reads every tile again (none reused, though the state knew
+// each key and versitygw's ETags, the contents' MD5, are the same), and
+// the scan after it reuses them all.
+func TestPatchMovesS3Store(t *testing.T) {
+	const bucket = "pcrs"
+	a, b := servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
+	files := tileFiles(t, t.TempDir(), 3)
+	uploadS3(t, a, bucket, "livraison/", files)
+	delete(files, "dalles/t2.tif") // 2 of 3: the scan after the move says where it read
+	uploadS3(t, b, bucket, "livraison/", files)
+	var scans *scanWatch
+	svc, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey},
+		func(s *Service) { scans = watchScans(s) })
+	id := register(t, api.URL, fmt.Sprintf(`{"url": "s3://pcrs/livraison/", "s3Endpoint": %q, "s3Region": "us-east-1", "credentials": {"s3AccessKey": %q, "s3SecretKey": %q}}`,
+		a.Endpoint, a.Access, a.Secret))
+	scans.await(t, id, 1)
+	before, err := svc.get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, raw := call(t, "PATCH", api.URL+"/storages/"+id, adminToken, fmt.Sprintf(`{"s3Endpoint": %q}`, b.Endpoint))
+	if code != http.StatusOK {
+		t.Fatalf("PATCH s3Endpoint: %d %s", code, raw)
+	}
+	scans.await(t, id, 2)
+	v, raw := storageView(t, api.URL, id)
+	if v.S3Endpoint != b.Endpoint || v.LastCounts == nil || v.LastCounts.Readable != 2 || v.LastCounts.Reused != 0 {
+		t.Errorf("after the move: %s, want 2 tiles read from %s, none reused", raw, b.Endpoint)
+	}
+	if code, raw := call(t, "POST", api.URL+"/storages/"+id+"/scan", adminToken, ""); code != http.StatusAccepted {
+		t.Fatalf("scan: %d %s", code, raw)
+	}
+	scans.await(t, id, 3)
+	if v, raw := storageView(t, api.URL, id); v.LastCounts == nil || v.LastCounts.Reused != 2 {
+		t.Errorf("the scan after: %s, want the 2 tiles reused", raw)
+	}
+
+	// A scan started from the record as it was before the move (the
+	// scheduler read it just before the PATCH) does nothing: it would
+	// fill the state with the first store's three tiles.
+	svc.scan(context.Background(), *before, &progress{})
+	if n, err := svc.store.Namespace("objects:" + id).Len(); err != nil || n != 2 {
+		t.Errorf("state after a stale scan: %d records, %v; want the 2 of the new store", n, err)
+	}
+	if v, raw := storageView(t, api.URL, id); v.LastCounts == nil || v.LastCounts.Readable != 2 {
+		t.Errorf("a stale scan changed the storage: %s", raw)
+	}
+}

@@ -263,6 +263,18 @@ func (n *Namespace) Drop() error {
 	})
 }
 
+// Clear forgets every record and, unlike Drop, takes new ones: for a
+// storage that stays but whose records no longer hold (moved to another
+// store). Its caller makes sure no scan writes meanwhile.
+func (n *Namespace) Clear() error {
+	return n.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(n.bucket) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(n.bucket)
+	})
+}
+
 func (s *Store) isDropped(bucket []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

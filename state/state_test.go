@@ -207,3 +207,38 @@ func TestDropSeals(t *testing.T) {
 		t.Errorf("another namespace: %v", err)
 	}
 }
+
+// TestClearKeepsTaking: Clear forgets every record of its namespace only,
+// and the namespace takes new ones afterwards (Drop's seal is not set).
+func TestClearKeepsTaking(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ns, other := s.Namespace("id-1"), s.Namespace("id-2")
+	for _, n := range []*Namespace{ns, other} {
+		if err := n.Put("k", rec{1, "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ns.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := ns.Len(); n != 0 {
+		t.Errorf("%d records after Clear", n)
+	}
+	if n, _ := other.Len(); n != 1 {
+		t.Errorf("another namespace lost its record: %d left", n)
+	}
+	if err := ns.Put("k2", rec{2, "b"}); err != nil {
+		t.Errorf("Put after Clear: %v", err)
+	}
+	var got rec
+	if ok, err := ns.Get("k2", &got); !ok || err != nil || got != (rec{2, "b"}) {
+		t.Errorf("Get after Clear: %v %v %+v", ok, err, got)
+	}
+	if err := s.Namespace("never-used").Clear(); err != nil {
+		t.Errorf("clearing an empty namespace: %v", err)
+	}
+}
