@@ -171,7 +171,7 @@ func privateKey(opts storage.Options) (ssh.Signer, error) {
 		if r := kdfRounds(raw); r > maxKDFRounds {
 			return nil, fmt.Errorf("%s: %w: encrypted with %d bcrypt rounds, at most %d (re-encrypt it: ssh-keygen -p -a 16)", from, ErrKeyUnreadable, r, maxKDFRounds)
 		}
-		signer, err = ssh.ParsePrivateKeyWithPassphrase(raw, []byte(passphrase))
+		signer, err = decrypted.signer(raw, []byte(passphrase))
 		if errors.Is(err, x509.IncorrectPasswordError) {
 			return nil, fmt.Errorf("%s: %w", from, ErrKeyPassphrase)
 		}
