@@ -257,7 +257,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		sp.close()
 		return nil, err
 	}
-	if res.Report, res.summary, err = buildReport(location, started, cfg.Now(), res.listing, sp, counter, res.Outline); err != nil {
+	if res.Report, res.summary, err = buildReport(displayName(location), started, cfg.Now(), res.listing, sp, counter, res.Outline); err != nil {
 		sp.close()
 		return nil, err
 	}
@@ -271,7 +271,9 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	if res.Report.Counts.Tiles == 0 {
 		return res, fmt.Errorf("%w: %s lists %d objects, none with a tile extension (.jp2, .tif, .tiff)", ErrNoTiles, location, res.listing.listed)
 	}
-	res.Livrable = LivrableInfo{Name: cfg.Name, Storage: location}
+	// A local folder named in Windows-1252 names the storage, and by
+	// default the livrable: readable too.
+	res.Livrable = LivrableInfo{Name: displayName(cfg.Name), Storage: displayName(location)}
 	if cfg.Attributes != nil {
 		res.Livrable.Attributes = *cfg.Attributes
 	}

@@ -674,7 +674,7 @@ func TestReadsWhileListing(t *testing.T) {
 // names written readably in every output (not U+FFFD): a tile, a problem,
 // and a warning whose sentence quotes the name (a copy in another folder).
 func TestNamesNotUTF8(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "livr\xe9") // the folder, and the livrable named after it
 	good, broken := "r\xe9seau.tif", "cass\xe9.tif"
 	for _, name := range []string{good, "copie/" + good} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
@@ -687,7 +687,11 @@ func TestNamesNotUTF8(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, broken), []byte("II*\x00garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := scan(t, dir, nil, nil)
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: dir, Backend: "file", Name: "livr\xe9"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,8 +700,16 @@ func TestNamesNotUTF8(t *testing.T) {
 	if err := indexer.Publish(out, res); err != nil {
 		t.Fatal(err)
 	}
-	var dalles featureCollection
+	var dalles, livrables featureCollection
 	readJSON(t, filepath.Join(out, indexer.DallesFile), &dalles)
+	readJSON(t, filepath.Join(out, indexer.LivrablesFile), &livrables)
+	wantStorage := filepath.Join(filepath.Dir(dir), "livré")
+	if len(livrables.Features) != 1 || livrables.Features[0].Properties["nom"] != "livré" || livrables.Features[0].Properties["stockage"] != wantStorage {
+		t.Errorf("livrables.geojson names the livrable %v on %v, want livré on %s", livrables.Features[0].Properties["nom"], livrables.Features[0].Properties["stockage"], wantStorage)
+	}
+	if res.Report.Source != wantStorage || dalles.Features[0].Properties["stockage"] != wantStorage {
+		t.Errorf("report source %q, dalles stockage %v; want %s", res.Report.Source, dalles.Features[0].Properties["stockage"], wantStorage)
+	}
 	var chemins []any
 	for _, f := range dalles.Features {
 		chemins = append(chemins, f.Properties["chemin"])
