@@ -5,13 +5,13 @@ import (
 	"unicode/utf8"
 )
 
-// displayName is key (or a text quoting keys) as the outputs write it. Keys are bytes: an FTP or
-// web server of a French local authority may still name its files in
-// Windows-1252 ("r\xe9seau.jp2"), which JSON cannot carry and would turn
-// into "r\uFFFDseau.jp2". A byte that is not UTF-8 is read as
-// Windows-1252 instead, so that the owner reads "réseau.jp2"; a valid
-// UTF-8 key is returned as it is.
-func displayName(key string) string {
+// DisplayName is key (or a text quoting keys) as the outputs write it.
+// Keys are bytes: an FTP or web server of a French local authority may
+// still name its files in Windows-1252 ("r\xe9seau.jp2"), which JSON
+// cannot carry and would turn into "r\uFFFDseau.jp2". A byte that is not
+// UTF-8 is read as Windows-1252 instead, so that the owner reads
+// "réseau.jp2"; a valid UTF-8 key is returned as it is.
+func DisplayName(key string) string {
 	if utf8.ValidString(key) {
 		return key
 	}

@@ -15,8 +15,8 @@ func TestDisplayName(t *testing.T) {
 		{"\xc3", "Ã"},           // a sequence cut short is one byte too
 		{"\xe2\x82", "â\u201a"}, // ...and so is its second byte
 	} {
-		if got := displayName(c.key); got != c.want {
-			t.Errorf("displayName(%q) = %q, want %q", c.key, got, c.want)
+		if got := DisplayName(c.key); got != c.want {
+			t.Errorf("DisplayName(%q) = %q, want %q", c.key, got, c.want)
 		}
 	}
 }

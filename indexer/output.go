@@ -169,7 +169,7 @@ func writeDalles(w io.Writer, res *Result, opts footprint.Options) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Object.Key, err)
 		}
-		h, name := t.Header, displayName(t.Object.Key)
+		h, name := t.Header, DisplayName(t.Object.Key)
 		f := feature{Type: "Feature", Geometry: polygonGeometry(poly), Properties: dalleProperties{
 			NomImage:      path.Base(name),
 			IDPCRS:        strOrNil(attrs.Projet),

@@ -52,8 +52,8 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 	out := make([]WarningEntry, len(res.Warnings))
 	for i, w := range res.Warnings {
 		// Copies of the paths, as for problems (buildReport).
-		w.Path, w.Other = strings.Clone(displayName(w.Path)), strings.Clone(displayName(w.Other))
-		w.Detail = displayName(w.Detail) // sentences quote the paths
+		w.Path, w.Other = strings.Clone(DisplayName(w.Path)), strings.Clone(DisplayName(w.Other))
+		w.Detail = DisplayName(w.Detail) // sentences quote the paths
 		out[i] = WarningEntry{Warning: w}
 		if w.Box == nil {
 			continue

@@ -190,9 +190,9 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 			p := *t.Problem
 			// A copy: the spool's key views a 256 KiB chunk of keys, which
 			// a report kept after the scan would otherwise keep whole.
-			p.Path = strings.Clone(displayName(t.Object.Key))
+			p.Path = strings.Clone(DisplayName(t.Object.Key))
 			p.RawPath = escapedKey(t.Object.Key)
-			p.Detail = displayName(p.Detail) // errors quote the key
+			p.Detail = DisplayName(p.Detail) // errors quote the key
 			r.Problems = append(r.Problems, p)
 			r.ProblemsByReason[p.Reason]++
 			return nil

@@ -257,7 +257,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 		sp.close()
 		return nil, err
 	}
-	if res.Report, res.summary, err = buildReport(displayName(location), started, cfg.Now(), res.listing, sp, counter, res.Outline); err != nil {
+	if res.Report, res.summary, err = buildReport(DisplayName(location), started, cfg.Now(), res.listing, sp, counter, res.Outline); err != nil {
 		sp.close()
 		return nil, err
 	}
@@ -273,7 +273,7 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// A local folder named in Windows-1252 names the storage, and by
 	// default the livrable: readable too.
-	res.Livrable = LivrableInfo{Name: displayName(cfg.Name), Storage: displayName(location)}
+	res.Livrable = LivrableInfo{Name: DisplayName(cfg.Name), Storage: DisplayName(location)}
 	if cfg.Attributes != nil {
 		res.Livrable.Attributes = *cfg.Attributes
 	}
@@ -365,7 +365,7 @@ func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool
 		}
 	}
 	skip := func(o storage.Object) {
-		lst.skipped = append(lst.skipped, SkippedEntry{Path: displayName(o.Key), Detail: displayName(o.Err.Error())})
+		lst.skipped = append(lst.skipped, SkippedEntry{Path: DisplayName(o.Key), Detail: DisplayName(o.Err.Error())})
 	}
 	grp := newGrouper(storage.ListsInOrder(cfg.Storage), emit, skip)
 	sizedByRead := storage.SizesByRead(cfg.Storage)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -545,9 +546,9 @@ func (s *Service) patchStorage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s.locationKey(next) != s.locationKey(*rec) {
-		// Another S3 store: the same keys there are other objects, and
-		// what the state says of this store's must not be reused for
-		// them. No scan runs until the state is gone (see moved).
+		// Another S3 store: a scan of the first one still running would
+		// go on publishing its tiles after the change. The next scan
+		// clears the state (ownState).
 		s.pause(rec.ID)
 		defer s.resume(rec.ID)
 	}
@@ -581,29 +582,11 @@ func (s *Service) patchStorage(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "storing: %v", err)
 		return
 	}
-	if err := s.moved(*rec, *cur); err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
 	s.log.Info("storage changed", "storage", cur.ID, "credentials", next.Credentials != rec.Credentials, "settings", !sameSettings(next.Settings, rec.Settings))
 	if reach {
 		s.queue(cur.ID)
 	}
 	writeJSON(w, http.StatusOK, s.view(*cur))
-}
-
-// moved clears the state of a storage PATCH moved to another S3 store
-// (its scans are stopped): the next scan reads every tile again. Its
-// outputs stay until that scan replaces them, under the usual guards.
-func (s *Service) moved(before, after Record) error {
-	if s.locationKey(before) == s.locationKey(after) {
-		return nil
-	}
-	if err := s.store.Namespace("objects:" + after.ID).Clear(); err != nil {
-		return fmt.Errorf("clearing the state of storage %s: %w", after.ID, err)
-	}
-	s.log.Info("storage moved to another store: its state is cleared, the next scan reads every tile", "storage", after.ID)
-	return nil
 }
 
 func sameSettings(a, b Settings) bool {
@@ -632,6 +615,8 @@ type view struct {
 	LastProblem *Problem   `json:"lastProblem"`
 	LastCounts  *Counts    `json:"lastCounts"`
 	NextScan    time.Time  `json:"nextScan"`
+	// AllowShrink: the next scan may publish a smaller delivery.
+	AllowShrink bool `json:"allowShrink,omitempty"`
 }
 
 type liveView struct {
@@ -641,7 +626,7 @@ type liveView struct {
 
 func (s *Service) view(r Record) view {
 	v := view{ID: r.ID, URL: shown(r.URL), Name: r.Name, Interval: r.Interval.String(), Settings: r.Settings, Credentials: r.Credentials.names(), Status: "idle",
-		LastSuccess: r.LastSuccess, LastCounts: r.LastCounts, NextScan: r.NextScan}
+		LastSuccess: r.LastSuccess, LastCounts: r.LastCounts, NextScan: r.NextScan, AllowShrink: r.AllowShrink}
 	if r.LastError != "" {
 		scrub := scrubber(r)
 		e := scrub(r.LastError)
@@ -696,11 +681,31 @@ func (s *Service) getStorage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// requestScan queues a scan; with ?allowShrink=true that scan may publish
+// fewer than half the readable tiles of the outputs it replaces: the admin
+// says the delivery really shrank (without it, such a scan keeps the last
+// outputs and fails with scan_shrunk).
 func (s *Service) requestScan(w http.ResponseWriter, r *http.Request) {
-	if rec, ok := s.record(w, r); ok {
-		s.queue(rec.ID)
-		writeJSON(w, http.StatusAccepted, s.view(*rec))
+	rec, ok := s.record(w, r)
+	if !ok {
+		return
 	}
+	switch v := r.URL.Query().Get("allowShrink"); v {
+	case "", "false":
+	case "true":
+		cur, err := s.updateRecord(rec.ID, func(c *Record) { c.AllowShrink = true })
+		if err != nil {
+			fail(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		rec = cur
+		s.log.Info("the next scan may publish a smaller delivery", "storage", rec.ID)
+	default:
+		invalid(w, "allowShrink vaut true ou false.", fmt.Errorf("allowShrink=%q", v))
+		return
+	}
+	s.queue(rec.ID)
+	writeJSON(w, http.StatusAccepted, s.view(*rec))
 }
 
 func (s *Service) deleteStorage(w http.ResponseWriter, r *http.Request) {
@@ -844,7 +849,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	// An admin's token opens any file of the storage; a share page's
 	// link, the one file it was made for.
 	token, now := r.URL.Query().Get("token"), time.Now()
-	if s.checkToken(rec.ID, token, now) != nil && s.checkFileToken(rec.ID, key, token, now) != nil {
+	if s.checkToken(rec.ID, token, now) != nil && s.checkFileToken(*rec, key, token, now) != nil {
 		refuse(w, http.StatusForbidden, Problem{Code: CodeDownloadTokenInvalid,
 			Message: "lien de téléchargement expiré ou invalide : rechargez la page de la livraison pour en obtenir un nouveau."}, errBadToken.Error())
 		return
@@ -885,7 +890,9 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	}
 	limitRanges(r)
 	w.Header().Set("Content-Type", "application/octet-stream") // no sniffing read
-	w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(filepath.Base(key)))
+	// The name as the report shows it (RFC 2231 when not ASCII): a key
+	// that is not UTF-8 would otherwise reach the browser as "r\xe9seau".
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": indexer.DisplayName(path.Base(key))}))
 	http.ServeContent(w, r, "", obj.ModTime, &objectReader{ctx: r.Context(), st: st, key: key, size: obj.Size})
 }
 

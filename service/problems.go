@@ -120,7 +120,7 @@ func (s *Service) explain(err error, r Record) Problem {
 	case errors.Is(err, indexer.ErrIncomplete):
 		return Problem{Code: CodeIncomplete, Message: "analyse interrompue : le stockage a échoué sur trop de dalles ; le rapport de l'essai (report) dit lesquelles. Les sorties précédentes sont gardées ; relancez quand le stockage répond de nouveau."}
 	case errors.Is(err, indexer.ErrShrunk):
-		return Problem{Code: CodeShrunk, Message: "analyse non publiée : le nombre de dalles lisibles est tombé sous la moitié de celui des sorties publiées ; vérifiez que la livraison est complète (le chemin de l'URL, les droits de lecture)."}
+		return Problem{Code: CodeShrunk, Message: "analyse non publiée : le nombre de dalles lisibles est tombé sous la moitié de celui des sorties publiées ; vérifiez que la livraison est complète (le chemin de l'URL, les droits de lecture, le point d'accès). Si elle a vraiment diminué, l'administrateur du service relance l'analyse avec POST /storages/{id}/scan?allowShrink=true."}
 	case errors.Is(err, storage.ErrTooLarge):
 		return Problem{Code: CodeTooLarge, Message: "stockage trop grand pour une analyse (trop d'objets ou de dossiers) : donnez dans l'URL le dossier de la livraison plutôt qu'un dossier au-dessus."}
 	case errors.Is(err, storage.ErrNotAListing):

@@ -116,6 +116,16 @@ type Record struct {
 	// ShareNonce is what the storage's share links are signed over (see
 	// shareKey); "" when none was given or the last were revoked.
 	ShareNonce string `json:"shareNonce,omitempty"`
+	// StateOf is the location (locationKey) whose objects the storage's
+	// state describes. A scan finding the storage elsewhere (a PATCH of
+	// s3Endpoint, the service's --s3-endpoint changed) clears the state
+	// first: the same keys on another store are other objects. "" in
+	// records older than it: the current location.
+	StateOf string `json:"stateOf,omitempty"`
+	// AllowShrink lets the next scan publish fewer than half the readable
+	// tiles of the outputs it replaces (the delivery really shrank); a
+	// published scan resets it.
+	AllowShrink bool `json:"allowShrink,omitempty"`
 }
 
 // Service runs scans and answers the API.
@@ -400,18 +410,6 @@ func (s *Service) stop(id string) {
 	}
 }
 
-// current says whether r is still at the location its record gives:
-// startDue reads the records before it starts their scans, and a PATCH
-// moving the storage to another store meanwhile would otherwise have the
-// old store's scan fill the new store's state (the moved storage's own
-// scan is queued).
-func (s *Service) current(r Record) bool {
-	s.recordsMu.Lock()
-	defer s.recordsMu.Unlock()
-	cur, err := s.get(r.ID)
-	return err == nil && s.locationKey(*cur) == s.locationKey(r)
-}
-
 // pause cancels id's scan, if one runs, and waits until it has ended; no
 // scan of id starts until resume.
 func (s *Service) pause(id string) {
@@ -435,15 +433,16 @@ func (s *Service) resume(id string) {
 
 // scan runs one scan of a storage and records its outcome.
 func (s *Service) scan(ctx context.Context, r Record, p *progress) {
-	if !s.current(r) {
-		return
-	}
 	scrub := scrubber(r)
 	log := slog.New(scrubHandler{s.log.Handler(), scrub}).With("storage", r.ID, "source", shown(r.URL))
 	started := time.Now()
 	report, err := s.scanOnce(ctx, r, p, log)
 	if ctx.Err() != nil {
 		return // shutting down or deleted: the scan resumes from the state next time
+	}
+	if errors.Is(err, errMoved) {
+		s.queue(r.ID) // the record as it is now gets the scan asked for
+		return
 	}
 	finished := time.Now()
 	s.metrics.ScanFinished(r.ID, indexer.Outcome(err), started, finished, report)
@@ -466,6 +465,7 @@ func (s *Service) scan(ctx context.Context, r Record, p *progress) {
 	} else {
 		now := time.Now().UTC()
 		cur.LastSuccess, cur.LastError, cur.LastProblem = &now, "", nil
+		cur.AllowShrink = cur.AllowShrink && !r.AllowShrink // used; one asked meanwhile stays
 	}
 	if c := p.counts(); c != nil {
 		cur.LastCounts = c
@@ -478,6 +478,9 @@ func (s *Service) scan(ctx context.Context, r Record, p *progress) {
 // scanOnce scans r and publishes its outputs; the report is nil when the
 // scan produced none.
 func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog.Logger) (*indexer.Report, error) {
+	if err := s.ownState(r, log); err != nil {
+		return nil, err
+	}
 	u, err := s.checkStorage(ctx, r)
 	if err != nil {
 		return nil, err
@@ -490,7 +493,7 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 	res, err := indexer.Scan(ctx, indexer.Config{
 		Storage: st, Location: shown(r.URL), Backend: u.Scheme, Name: r.Name, Attributes: r.Livrable,
 		Concurrency: s.cfg.Concurrency, MaxObjects: s.cfg.MaxObjects, MaxFolders: s.cfg.MaxFolders, Timeout: s.cfg.ScanTimeout, State: s.store.Namespace("objects:" + r.ID),
-		Logger: log, Progress: p, Metrics: s.metrics,
+		Logger: log, Progress: p, Metrics: s.metrics, AllowShrink: r.AllowShrink,
 		Formats: scanFormats, // dalles.fgb: the map fetches its view by HTTP ranges
 	})
 	if res != nil {
@@ -513,6 +516,39 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 		return nil, err
 	}
 	return &res.Report, s.rebuildMerged()
+}
+
+// errMoved: the record a scan was started from no longer gives the
+// storage's location (the scheduler read it just before a PATCH moved the
+// storage to another store).
+var errMoved = errors.New("the storage moved since its scan was scheduled")
+
+// ownState makes the storage's state describe r's location before a scan
+// reads it: found describing another (StateOf), it is cleared, and the
+// scan reads every tile again. Cleared before StateOf is stored: a crash
+// between the two clears it again next time, never reuses it.
+func (s *Service) ownState(r Record, log *slog.Logger) error {
+	want := s.locationKey(r)
+	s.recordsMu.Lock()
+	defer s.recordsMu.Unlock()
+	cur, err := s.get(r.ID)
+	if err != nil {
+		return err
+	}
+	if s.locationKey(*cur) != want {
+		return errMoved
+	}
+	if cur.StateOf == want {
+		return nil
+	}
+	if cur.StateOf != "" {
+		if err := s.store.Namespace("objects:" + r.ID).Clear(); err != nil {
+			return fmt.Errorf("clearing the state of storage %s: %w", r.ID, err)
+		}
+		log.Info("the storage is on another store: its state is cleared, every tile is read again", "before", cur.StateOf, "now", want)
+	}
+	cur.StateOf = want
+	return s.put(cur)
 }
 
 // scrubReport removes a storage's secrets from a report's free text

@@ -145,7 +145,7 @@ func (s *Service) downloadLinks(w http.ResponseWriter, r *http.Request) {
 			}
 			key = k
 		}
-		links[p.Path] = s.fileURL(rec.ID, key, expires)
+		links[p.Path] = s.fileURL(*rec, key, expires)
 		return nil
 	}, nil)
 	if err != nil {
@@ -156,10 +156,10 @@ func (s *Service) downloadLinks(w http.ResponseWriter, r *http.Request) {
 }
 
 // fileURL is the download link of one file until expires.
-func (s *Service) fileURL(storageID, key string, expires time.Time) string {
+func (s *Service) fileURL(rec Record, key string, expires time.Time) string {
 	parts := strings.Split(key, "/")
 	for i, p := range parts {
 		parts[i] = url.PathEscape(p)
 	}
-	return "/storages/" + url.PathEscape(storageID) + "/files/" + strings.Join(parts, "/") + "?token=" + url.QueryEscape(s.signFileToken(storageID, key, expires))
+	return "/storages/" + url.PathEscape(rec.ID) + "/files/" + strings.Join(parts, "/") + "?token=" + url.QueryEscape(s.signFileToken(rec, key, expires))
 }

@@ -81,7 +81,11 @@ func TestShareKeys(t *testing.T) {
 	if resp, body := page(t, api.URL+"/livraisons/"+id); resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-shared="false"`) {
 		t.Errorf("the public page: %d", resp.StatusCode)
 	}
-	fileToken := svc.signFileToken(id, cutTile, time.Now().Add(time.Hour))
+	rec, err := svc.get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileToken := svc.signFileToken(*rec, cutTile, time.Now().Add(time.Hour))
 	refused := map[string]string{
 		"tampered": key[:len(key)-2] + flip(key[len(key)-2:]), "another storage's": otherKey, "empty": "",
 		"a download token": svc.signToken(id, time.Now().Add(time.Hour)), "a file token": fileToken, "garbage": "%%%",
@@ -120,7 +124,7 @@ func TestShareKeys(t *testing.T) {
 			t.Errorf("the token for %s: %d %s, want 403 in French", name, code, raw)
 		}
 	}
-	expired := svc.signFileToken(id, cutTile, time.Now().Add(-time.Second))
+	expired := svc.signFileToken(*rec, cutTile, time.Now().Add(-time.Second))
 	if code, _ := call(t, "GET", api.URL+"/storages/"+id+"/files/"+cutTile+"?token="+expired, "", ""); code != http.StatusForbidden {
 		t.Errorf("an expired file token: %d, want 403", code)
 	}
@@ -194,7 +198,17 @@ func TestShareLinkNameNotUTF8(t *testing.T) {
 	if code != http.StatusOK || links["dalles/cassé.tif"] == "" {
 		t.Fatalf("download links: %d %s", code, body)
 	}
-	if code, got := call(t, "GET", api.URL+links["dalles/cassé.tif"], "", ""); code != http.StatusOK || !bytes.Equal(got, content) {
-		t.Errorf("the link %s: %d %q, want the object's bytes", links["dalles/cassé.tif"], code, got)
+	resp, err := http.Get(api.URL + links["dalles/cassé.tif"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, content) {
+		t.Errorf("the link %s: %d %q, want the object's bytes", links["dalles/cassé.tif"], resp.StatusCode, got)
+	}
+	// The browser saves it under the name the report shows.
+	if cd := resp.Header.Get("Content-Disposition"); cd != "attachment; filename*=utf-8''cass%C3%A9.tif" {
+		t.Errorf("Content-Disposition %q, want the readable name, RFC 2231", cd)
 	}
 }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +22,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/openpcrs/pcrs-indexer/internal/servertest"
+	"github.com/openpcrs/pcrs-indexer/storage"
+	"github.com/openpcrs/pcrs-indexer/storage/backends"
+	"github.com/openpcrs/pcrs-indexer/storage/s3"
 	"github.com/openpcrs/pcrs-indexer/tilegen"
 	"golang.org/x/crypto/ssh"
 )
@@ -449,14 +455,19 @@ func TestLocationKey(t *testing.T) {
 // TestPatchMovesS3Store: a PATCH of s3Endpoint moves the storage to
 // another store holding two of the same keys. Those are other objects: the
 // next scan reads every tile again (none reused, though the state knew
-// each key and versitygw's ETags, the contents' MD5, are the same), and
-// the scan after it reuses them all.
+// each key and versitygw's ETags, the contents' MD5, are the same), the
+// download links given for the first store stop working, and the scan
+// after it reuses every tile. A scan the scheduler started from the record
+// as it was before the move does nothing but queue one of the record as
+// it is.
 func TestPatchMovesS3Store(t *testing.T) {
 	const bucket = "pcrs"
 	a, b := servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
 	files := tileFiles(t, t.TempDir(), 3)
+	files["dalles/bad.tif"] = []byte("II*\x00 the first store's broken tile")
 	uploadS3(t, a, bucket, "livraison/", files)
 	delete(files, "dalles/t2.tif") // 2 of 3: the scan after the move says where it read
+	files["dalles/bad.tif"] = []byte("II*\x00 the second store's broken tile")
 	uploadS3(t, b, bucket, "livraison/", files)
 	var scans *scanWatch
 	svc, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey},
@@ -468,6 +479,12 @@ func TestPatchMovesS3Store(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	key, _ := shareOf(t, api.URL, id)
+	_, links, raw := linksFor(t, api.URL, id, key, "dalles/bad.tif")
+	first := links["dalles/bad.tif"]
+	if code, got := call(t, "GET", api.URL+first, "", ""); code != http.StatusOK || !strings.Contains(string(got), "first store") {
+		t.Fatalf("the first store's link: %d %q (links %s)", code, got, raw)
+	}
 
 	code, raw := call(t, "PATCH", api.URL+"/storages/"+id, adminToken, fmt.Sprintf(`{"s3Endpoint": %q}`, b.Endpoint))
 	if code != http.StatusOK {
@@ -478,6 +495,13 @@ func TestPatchMovesS3Store(t *testing.T) {
 	if v.S3Endpoint != b.Endpoint || v.LastCounts == nil || v.LastCounts.Readable != 2 || v.LastCounts.Reused != 0 {
 		t.Errorf("after the move: %s, want 2 tiles read from %s, none reused", raw, b.Endpoint)
 	}
+	if code, got := call(t, "GET", api.URL+first, "", ""); code != http.StatusForbidden {
+		t.Errorf("the first store's link after the move: %d %q, want 403", code, got)
+	}
+	_, links, _ = linksFor(t, api.URL, id, key, "dalles/bad.tif")
+	if code, got := call(t, "GET", api.URL+links["dalles/bad.tif"], "", ""); code != http.StatusOK || !strings.Contains(string(got), "second store") {
+		t.Errorf("a link given after the move: %d %q, want the second store's file", code, got)
+	}
 	if code, raw := call(t, "POST", api.URL+"/storages/"+id+"/scan", adminToken, ""); code != http.StatusAccepted {
 		t.Fatalf("scan: %d %s", code, raw)
 	}
@@ -486,14 +510,178 @@ func TestPatchMovesS3Store(t *testing.T) {
 		t.Errorf("the scan after: %s, want the 2 tiles reused", raw)
 	}
 
-	// A scan started from the record as it was before the move (the
-	// scheduler read it just before the PATCH) does nothing: it would
-	// fill the state with the first store's three tiles.
+	// The stale scan reads nothing and writes nothing (it would fill the
+	// state with the first store's three tiles), and the scan it queues
+	// in its place reads the second store.
 	svc.scan(context.Background(), *before, &progress{})
-	if n, err := svc.store.Namespace("objects:" + id).Len(); err != nil || n != 2 {
-		t.Errorf("state after a stale scan: %d records, %v; want the 2 of the new store", n, err)
+	scans.await(t, id, 4)
+	if n, err := svc.store.Namespace("objects:" + id).Len(); err != nil || n != 3 {
+		t.Errorf("state after a stale scan: %d records, %v; want the 3 objects of the second store", n, err)
 	}
-	if v, raw := storageView(t, api.URL, id); v.LastCounts == nil || v.LastCounts.Readable != 2 {
-		t.Errorf("a stale scan changed the storage: %s", raw)
+	if v, raw := storageView(t, api.URL, id); v.LastCounts == nil || v.LastCounts.Readable != 2 || v.LastCounts.Reused != 2 {
+		t.Errorf("after the stale scan and the one it queued: %s, want the second store's 2 tiles, reused", raw)
+	}
+}
+
+// TestServiceEndpointMovesStorages: a storage without an endpoint of its
+// own follows the service's --s3-endpoint; restarted with another one, the
+// service finds the storage's state describing the first store, clears it,
+// and reads every tile again.
+func TestServiceEndpointMovesStorages(t *testing.T) {
+	const bucket = "pcrs"
+	a, b := servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
+	files := tileFiles(t, t.TempDir(), 3)
+	uploadS3(t, a, bucket, "livraison/", files)
+	uploadS3(t, b, bucket, "livraison/", files)
+	data := t.TempDir()
+	cfg := Config{DataDir: data, AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey, S3Endpoint: a.Endpoint, Registry: backends.Registry()}
+	first, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scans := watchScans(first)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { first.Run(ctx); close(done) }()
+	api := httptest.NewServer(first.Handler())
+	id := register(t, api.URL, fmt.Sprintf(`{"url": "s3://pcrs/livraison/", "s3Region": "us-east-1", "credentials": {"s3AccessKey": %q, "s3SecretKey": %q}}`, a.Access, a.Secret))
+	scans.await(t, id, 1)
+	api.Close()
+	cancel()
+	<-done
+	first.Close()
+
+	cfg.S3Endpoint = b.Endpoint
+	var again *scanWatch
+	_, api2, _ := newService(t, cfg, func(s *Service) { again = watchScans(s) })
+	if code, raw := call(t, "POST", api2.URL+"/storages/"+id+"/scan", adminToken, ""); code != http.StatusAccepted {
+		t.Fatalf("scan: %d %s", code, raw)
+	}
+	again.await(t, id, 1)
+	if v, raw := storageView(t, api2.URL, id); v.LastCounts == nil || v.LastCounts.Readable != 3 || v.LastCounts.Reused != 0 {
+		t.Errorf("after the service's endpoint changed: %s, want 3 tiles read again, none reused", raw)
+	}
+}
+
+// heldStorage holds every listing until its context ends while hold is
+// set, and says when one is held: a scan that stays running as long as a
+// test needs, without timing.
+type heldStorage struct {
+	storage.Storage
+	hold    *atomic.Bool
+	listing chan<- struct{}
+}
+
+func (h heldStorage) List(ctx context.Context, cursor string) (storage.Page, error) {
+	if !h.hold.Load() {
+		return h.Storage.List(ctx, cursor)
+	}
+	select {
+	case h.listing <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return storage.Page{}, ctx.Err()
+}
+
+// TestPatchStopsTheOldScan: a PATCH moving a storage to another store
+// while a scan of the first one runs stops that scan, which publishes
+// nothing; the scan of the new store follows.
+func TestPatchStopsTheOldScan(t *testing.T) {
+	const bucket = "pcrs"
+	a, b := servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
+	files := tileFiles(t, t.TempDir(), 3)
+	uploadS3(t, a, bucket, "livraison/", files)
+	uploadS3(t, b, bucket, "livraison/", files)
+	var hold atomic.Bool
+	listing := make(chan struct{}, 1)
+	reg := backends.Registry()
+	reg.Register("s3", func(ctx context.Context, loc *url.URL, opts storage.Options) (storage.Storage, error) {
+		st, err := s3.Open(ctx, loc, opts)
+		if err != nil || opts.S3Endpoint != a.Endpoint {
+			return st, err
+		}
+		return heldStorage{st, &hold, listing}, nil
+	})
+	var scans *scanWatch
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey, Registry: reg},
+		func(s *Service) { scans = watchScans(s) })
+	id := register(t, api.URL, fmt.Sprintf(`{"url": "s3://pcrs/livraison/", "s3Endpoint": %q, "s3Region": "us-east-1", "credentials": {"s3AccessKey": %q, "s3SecretKey": %q}}`,
+		a.Endpoint, a.Access, a.Secret))
+	scans.await(t, id, 1)
+
+	hold.Store(true)
+	if code, raw := call(t, "POST", api.URL+"/storages/"+id+"/scan", adminToken, ""); code != http.StatusAccepted {
+		t.Fatalf("scan: %d %s", code, raw)
+	}
+	select { // the second scan is listing the first store
+	case <-listing:
+	case <-time.After(time.Minute):
+		t.Fatal("the second scan never listed the first store")
+	}
+	if code, raw := call(t, "PATCH", api.URL+"/storages/"+id, adminToken, fmt.Sprintf(`{"s3Endpoint": %q}`, b.Endpoint)); code != http.StatusOK {
+		t.Fatalf("PATCH s3Endpoint: %d %s", code, raw)
+	}
+	scans.await(t, id, 3) // the stopped one, then the new store's
+	_, metrics := call(t, "GET", api.URL+"/metrics", "", "")
+	for _, outcome := range []string{"success", "failed", "incomplete"} {
+		want := map[string]string{"success": " 2\n"}[outcome]
+		series := `pcrs_indexer_scans_total{outcome="` + outcome + `",storage="` + id + `"}`
+		line := ""
+		if i := bytes.Index(metrics, []byte(series)); i >= 0 {
+			line = string(metrics[i+len(series):])
+			line = line[:strings.IndexByte(line, '\n')+1]
+		}
+		if line != want {
+			t.Errorf("%s = %q, want %q: the stopped scan counts as no outcome", series, line, want)
+		}
+	}
+	if v, raw := storageView(t, api.URL, id); v.LastCounts == nil || v.LastCounts.Readable != 3 || v.LastCounts.Reused != 0 || v.S3Endpoint != b.Endpoint {
+		t.Errorf("after the move: %s, want the new store's 3 tiles, none reused", raw)
+	}
+}
+
+// TestAllowShrink: a delivery that really shrank is refused as shrunk, its
+// outputs kept, with a sentence saying how to accept it; the admin's
+// allowShrink lets the next scan publish it, once.
+func TestAllowShrink(t *testing.T) {
+	tiles, dir := tileServer(t, "")
+	var scans *scanWatch
+	_, api, _ := newService(t, Config{AdminToken: adminToken, AllowPrivateNetworks: true}, func(s *Service) { scans = watchScans(s) })
+	id := register(t, api.URL, fmt.Sprintf(`{"url": %q}`, tiles.URL+"/tiles/"))
+	scans.await(t, id, 1)
+	for _, name := range []string{"t0.tif", "t1.tif"} {
+		if err := os.Remove(filepath.Join(dir, "dalles", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan := func(query string, want int) view {
+		t.Helper()
+		code, raw := call(t, "POST", api.URL+"/storages/"+id+"/scan"+query, adminToken, "")
+		if code != want {
+			t.Fatalf("POST scan%s: %d %s, want %d", query, code, raw, want)
+		}
+		return decode(t, raw).view
+	}
+	scan("", http.StatusAccepted)
+	scans.await(t, id, 2)
+	v, raw := storageView(t, api.URL, id)
+	if v.LastProblem == nil || v.LastProblem.Code != CodeShrunk || !strings.Contains(v.LastProblem.Message, "allowShrink=true") || v.LastCounts.Readable != 1 {
+		t.Errorf("a shrunk delivery: %s, want %s saying how to accept it", raw, CodeShrunk)
+	}
+	if _, report := call(t, "GET", api.URL+"/storages/"+id+"/report", "", ""); !bytes.Contains(report, []byte(`"readable": 3`)) {
+		t.Errorf("the outputs were replaced by the shrunk scan:\n%.300s", report)
+	}
+	scan("?allowShrink=maybe", http.StatusBadRequest)
+	if v := scan("?allowShrink=true", http.StatusAccepted); !v.AllowShrink {
+		t.Error("the storage does not show the shrink allowed")
+	}
+	scans.await(t, id, 3)
+	v, raw = storageView(t, api.URL, id)
+	if v.LastProblem != nil || v.LastCounts.Readable != 1 || v.AllowShrink {
+		t.Errorf("the allowed scan: %s, want 1 tile published and the permission used", raw)
+	}
+	if _, report := call(t, "GET", api.URL+"/storages/"+id+"/report", "", ""); !bytes.Contains(report, []byte(`"readable": 1`)) {
+		t.Errorf("the outputs were not replaced:\n%.300s", report)
 	}
 }

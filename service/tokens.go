@@ -98,16 +98,19 @@ func (s *Service) checkShareKey(rec *Record, key string) error {
 	return nil
 }
 
-// signFileToken is a token for one file of a storage until expires.
-func (s *Service) signFileToken(storageID, path string, expires time.Time) string {
+// signFileToken is a token for one file of a storage, at its location,
+// until expires: a storage moved to another store (PATCH s3Endpoint) holds
+// other objects under the same keys, which the links given for the first
+// store's must not open.
+func (s *Service) signFileToken(rec Record, path string, expires time.Time) string {
 	exp := expires.Unix()
 	return "f" + base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, uint64(exp))) + "." +
-		base64.RawURLEncoding.EncodeToString(s.purposeMAC("file", storageID, path, strconv.FormatInt(exp, 10)))
+		base64.RawURLEncoding.EncodeToString(s.purposeMAC("file", rec.ID, s.locationKey(rec), path, strconv.FormatInt(exp, 10)))
 }
 
 // checkFileToken says whether token is valid, now, for this file of this
 // storage.
-func (s *Service) checkFileToken(storageID, path, token string, now time.Time) error {
+func (s *Service) checkFileToken(rec Record, path, token string, now time.Time) error {
 	rest, ok := strings.CutPrefix(token, "f")
 	expPart, sigPart, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 {
@@ -119,7 +122,7 @@ func (s *Service) checkFileToken(storageID, path, token string, now time.Time) e
 		return errBadToken
 	}
 	expires := int64(binary.BigEndian.Uint64(exp))
-	want := s.purposeMAC("file", storageID, path, strconv.FormatInt(expires, 10))
+	want := s.purposeMAC("file", rec.ID, s.locationKey(rec), path, strconv.FormatInt(expires, 10))
 	if !hmac.Equal(sig, want) || now.Unix() > expires {
 		return errBadToken
 	}
