@@ -523,16 +523,24 @@ func TestPatchMovesS3Store(t *testing.T) {
 	}
 }
 
+// twinStores are two S3 stores (versitygw) holding the same three tiles
+// at s3://pcrs/livraison/.
+func twinStores(t *testing.T) (a, b servertest.S3Server) {
+	t.Helper()
+	const bucket = "pcrs"
+	a, b = servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
+	files := tileFiles(t, t.TempDir(), 3)
+	uploadS3(t, a, bucket, "livraison/", files)
+	uploadS3(t, b, bucket, "livraison/", files)
+	return a, b
+}
+
 // TestServiceEndpointMovesStorages: a storage without an endpoint of its
 // own follows the service's --s3-endpoint; restarted with another one, the
 // service finds the storage's state describing the first store, clears it,
 // and reads every tile again.
 func TestServiceEndpointMovesStorages(t *testing.T) {
-	const bucket = "pcrs"
-	a, b := servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
-	files := tileFiles(t, t.TempDir(), 3)
-	uploadS3(t, a, bucket, "livraison/", files)
-	uploadS3(t, b, bucket, "livraison/", files)
+	a, b := twinStores(t)
 	data := t.TempDir()
 	cfg := Config{DataDir: data, AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey, S3Endpoint: a.Endpoint, Registry: backends.Registry()}
 	first, err := New(cfg)
@@ -588,11 +596,7 @@ func (h heldStorage) List(ctx context.Context, cursor string) (storage.Page, err
 // while a scan of the first one runs stops that scan, which publishes
 // nothing; the scan of the new store follows.
 func TestPatchStopsTheOldScan(t *testing.T) {
-	const bucket = "pcrs"
-	a, b := servertest.VersityGW(t, bucket), servertest.VersityGW(t, bucket)
-	files := tileFiles(t, t.TempDir(), 3)
-	uploadS3(t, a, bucket, "livraison/", files)
-	uploadS3(t, b, bucket, "livraison/", files)
+	a, b := twinStores(t)
 	var hold atomic.Bool
 	listing := make(chan struct{}, 1)
 	reg := backends.Registry()
