@@ -9,10 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/textproto"
 	"net/url"
-	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -295,12 +296,27 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 			if e.Name == "." || e.Name == ".." || e.Name == "" {
 				continue
 			}
-			key := path.Join(cursor, e.Name)
+			key := e.Name
+			if cursor != "" {
+				key = cursor + "/" + e.Name
+			}
+			if err := addressable(s.root, key, e.Name); err != nil {
+				// Named in the report with the reason, never read.
+				if e.Type == ftp.EntryTypeFolder {
+					key += "/"
+				}
+				page.Objects = append(page.Objects, storage.Object{Key: key, Size: storage.SizeUnknown, Err: err})
+				continue
+			}
 			switch e.Type {
 			case ftp.EntryTypeFolder:
 				page.Dirs = append(page.Dirs, key)
 			case ftp.EntryTypeFile:
-				page.Objects = append(page.Objects, storage.Object{Key: key, Size: int64(e.Size), ModTime: e.Time.UTC()})
+				size := int64(e.Size)
+				if e.Size > math.MaxInt64 {
+					size = storage.SizeUnknown // no file is that large: the listing is wrong
+				}
+				page.Objects = append(page.Objects, storage.Object{Key: key, Size: size, ModTime: e.Time.UTC()})
 			case ftp.EntryTypeLink:
 				page.Objects = append(page.Objects, storage.Object{Key: key, Size: storage.SizeUnknown})
 			}
@@ -308,6 +324,17 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 		return nil
 	})
 	return page, err
+}
+
+// addressable says why the listed name cannot be asked for again under
+// key: a name holding '/' (a hostile server's, or one escaping the
+// folder), or one the storage's keys cannot carry (a backslash).
+func addressable(root, key, name string) error {
+	if strings.Contains(name, "/") {
+		return fmt.Errorf("%w: the server lists the name %q, which holds a '/'", storage.ErrBadKey, name)
+	}
+	_, err := storage.JoinKey(root, key)
+	return err
 }
 
 // ReadAt is REST + RETR; the transfer is cut once p is full.

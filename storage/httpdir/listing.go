@@ -21,7 +21,8 @@ type entry struct {
 }
 
 var (
-	anchorRe = regexp.MustCompile(`(?is)<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>`)
+	// Anchored: tried at one element's start only (see anchors).
+	anchorRe = regexp.MustCompile(`(?is)^<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>`)
 	tagRe    = regexp.MustCompile(`(?s)<[^>]*>`)
 	// Columns after the link: nginx "02-Jan-2024 03:04   1048576", Apache
 	// "2024-01-02 03:04  1.0M", lighttpd "2024-Jan-02 03:04:05 1.0M".
@@ -110,12 +111,17 @@ type anchor struct {
 	href       [2]int
 }
 
-// anchors finds up to n anchors as anchorRe would on the whole page, but
-// runs the expression on each element alone: on a page of hundreds of
-// thousands of links, the submatch engine crawls.
+// anchors finds up to n anchors as an unanchored anchorRe would on the
+// whole page, but runs the expression on each element alone: on a page of
+// hundreds of thousands of links, the submatch engine crawls. Linear in
+// the page: the closing tag after each "<a" is found by one forward scan
+// shared by all of them, and the expression, anchored, gives up at the
+// first byte that cannot start a link (a hostile "<a<a<a…" page took
+// seconds for 60 KB when each "<a" searched the next 8 KB anew).
 func anchors(page string, n int) []anchor {
 	lower := asciiLower(page)
 	var out []anchor
+	closing := -1 // the first "</a" at or after the last start, -2: none left
 	for pos := 0; len(out) < n; {
 		i := strings.Index(lower[pos:], "<a")
 		if i < 0 {
@@ -123,11 +129,20 @@ func anchors(page string, n int) []anchor {
 		}
 		start := pos + i
 		pos = start + 2
-		end := strings.Index(lower[start:min(len(lower), start+maxAnchor)], "</a")
-		if end < 0 {
-			continue
+		if closing != -2 && closing < start {
+			if j := strings.Index(lower[start:], "</a"); j >= 0 {
+				closing = start + j
+			} else {
+				closing = -2
+			}
 		}
-		end += start + 3
+		if closing == -2 {
+			break // no element can close
+		}
+		if closing-start > maxAnchor-3 {
+			continue // longer than an element may be
+		}
+		end := closing + 3
 		gt := strings.IndexByte(lower[end:min(len(lower), end+64)], '>')
 		if gt < 0 {
 			continue
@@ -200,6 +215,14 @@ func child(base *url.URL, href string) (*url.URL, bool) {
 	if err != nil {
 		return nil, false
 	}
+	return directChild(base, ref)
+}
+
+// directChild resolves ref against base and keeps it only if it names
+// something directly below base on the same host. A base holding dot
+// segments (where a redirect landed) resolves its links elsewhere: none
+// of them is kept.
+func directChild(base, ref *url.URL) (*url.URL, bool) {
 	u := base.ResolveReference(ref)
 	if u.RawQuery != "" || u.Scheme != base.Scheme || u.Host != base.Host {
 		return nil, false
@@ -241,9 +264,12 @@ func parseJSON(base *url.URL, body []byte) ([]entry, error) {
 		if dir {
 			ref.Path += "/"
 		}
-		u := base.ResolveReference(ref)
+		u, ok := directChild(base, ref)
+		if !ok {
+			continue
+		}
 		e := entry{Path: u.Path, Dir: dir, Size: -1}
-		if it.Size != nil && !dir {
+		if it.Size != nil && !dir && *it.Size >= 0 { // a negative size is unknown, not exact
 			e.Size = *it.Size
 		}
 		if mt, err := time.Parse(time.RFC1123, it.MTime); err == nil {
