@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -224,13 +225,19 @@ func (c *Catalog) Attributes(projet, nom string) (*livrable.Attributes, error) {
 		}
 		a.Dates[s] = d
 	}
-	for col, dst := range map[string]**float64{"recouvr_lat": &a.RecouvrLat, "recouvr_lon": &a.RecouvrLon, "focale": &a.Focale} {
+	// A slice, not a map: with two bad columns the error names the same one
+	// every time.
+	for _, c := range []struct {
+		col string
+		dst **float64
+	}{{"recouvr_lat", &a.RecouvrLat}, {"recouvr_lon", &a.RecouvrLon}, {"focale", &a.Focale}} {
+		col, dst := c.col, c.dst
 		v := liv[col]
 		if v == "" {
 			continue
 		}
 		f, err := strconv.ParseFloat(strings.Replace(v, ",", ".", 1), 64)
-		if err != nil {
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) { // "nan" and "inf" parse, and no JSON output holds them
 			return nil, fmt.Errorf("livrables.csv: livrable %q of project %q column %s: %q is not a number", nom, projet, col, v)
 		}
 		*dst = &f

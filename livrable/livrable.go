@@ -8,7 +8,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -89,20 +93,46 @@ func Load(path string) (*Attributes, error) {
 	if err := dec.Decode(&a); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// A second document would be dropped without a word; an empty one
+	// (a trailing "---") is harmless. Bounded: each Decode consumes input.
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: after the attributes: %w", path, err)
+		}
+		if len(extra.Content) > 0 && !(extra.Content[0].Kind == yaml.ScalarNode && extra.Content[0].Tag == "!!null") {
+			return nil, fmt.Errorf("%s: one document of attributes expected, another follows (line %d)", path, extra.Line)
+		}
+	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &a, nil
 }
 
-// Validate checks the status and dates.
+// Validate checks the status, the dates (in a stable order: the first
+// wrong one is always the same) and that numbers are finite (.inf in YAML
+// loads, and no JSON output can hold it).
 func (a *Attributes) Validate() error {
 	if a.Statut != "" {
 		if _, err := Calendrier(a.Statut); err != nil {
 			return err
 		}
 	}
-	for status, d := range a.Dates {
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{{"resolution", a.Resolution}, {"focale", a.Focale}, {"recouvrLat", a.RecouvrLat}, {"recouvrLon", a.RecouvrLon}} {
+		if f.v != nil && (math.IsInf(*f.v, 0) || math.IsNaN(*f.v)) {
+			return fmt.Errorf("%s: %v is not a number", f.name, *f.v)
+		}
+	}
+	for _, status := range slices.Sorted(maps.Keys(a.Dates)) {
+		d := a.Dates[status]
 		if _, ok := calendrier[status]; !ok {
 			return fmt.Errorf("dates: %w %q", ErrUnknownStatus, status)
 		}
