@@ -65,6 +65,9 @@ func ParseManifest(r io.Reader) ([]Row, error) {
 		if !columns[h] {
 			return nil, fmt.Errorf("%w: unknown column %q (known: location, name, attributes, projet, livrable)", ErrManifest, h)
 		}
+		if _, dup := index[h]; dup {
+			return nil, fmt.Errorf("%w: the column %q is named twice (one would be dropped)", ErrManifest, h)
+		}
 		index[h] = i
 	}
 	if _, ok := index["location"]; !ok {
@@ -106,18 +109,23 @@ func ParseManifest(r io.Reader) ([]Row, error) {
 	return rows, nil
 }
 
-// noSecret refuses locations that carry credentials.
+// noSecret refuses locations that carry credentials, judged as url.Parse
+// reads them too: storage.Redact finds the scheme at the first "://", so
+// "https:/h/x?token=t&next=https://y" would pass it unredacted.
 func noSecret(location string) error {
-	if storage.Redact(location) == location {
-		return nil
-	}
 	u, err := url.Parse(location)
 	if err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
 			return errors.New("the location carries a password: give it by reference (PCRS_INDEXER_PASSWORD, a password file), never in the manifest")
 		}
 	}
-	return errors.New("the location carries a secret query parameter: give credentials by reference, never in the manifest")
+	switch {
+	case err == nil && u.Fragment != "":
+		return errors.New("the location has a fragment (#…), which no storage location has")
+	case err == nil && (u.RawQuery != "" || u.ForceQuery), storage.Redact(location) != location:
+		return errors.New("the location carries a secret query parameter: give credentials by reference, never in the manifest")
+	}
+	return nil
 }
 
 // LoadManifest reads the manifest file.

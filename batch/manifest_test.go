@@ -20,6 +20,9 @@ func TestParseManifest(t *testing.T) {
 		{"location,nom\nx,y\n", `unknown column "nom"`},
 		{"location\nftp://u:secret@h/x\n", "password"},
 		{"location\nhttps://h/x?token=abc\n", "secret query"},
+		{"location\nhttps:/h/x?token=abc&next=https://y\n", "secret query"}, // Redact alone let it through
+		{"location\nhttps://h/x#frag\n", "fragment"},
+		{"location,name,LOCATION\nhttps://h/x,a,https://h/y\n", "named twice"},
 		{"location\n/a\n/a\n", "line 3 repeats the location of line 2"},
 		{"location,name\n,x\n", "line 2 has no location"},
 		// Past the size bound, never a silently shorter manifest.
