@@ -723,7 +723,7 @@ func (s *Service) deleteStorage(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	if err := s.store.Namespace("objects:" + rec.ID).Drop(); err != nil {
+	if err := s.objects(rec.ID).Drop(); err != nil {
 		fail(w, http.StatusInternalServerError, "dropping the state: %v", err)
 		return
 	}

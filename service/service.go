@@ -399,9 +399,20 @@ func (s *Service) start(ctx context.Context, r Record) {
 // stop cancels id's scan, if one runs, and waits until it has ended; no
 // scan of id starts afterwards.
 func (s *Service) stop(id string) {
+	s.halt(id, func() { s.deleted[id] = true; delete(s.queued, id) })
+}
+
+// pause cancels id's scan, if one runs, and waits until it has ended; no
+// scan of id starts until resume.
+func (s *Service) pause(id string) {
+	s.halt(id, func() { s.paused[id]++ })
+}
+
+// halt runs mark under s.mu, so that no scan of id starts after it, then
+// cancels id's running scan and waits until it has ended.
+func (s *Service) halt(id string, mark func()) {
 	s.mu.Lock()
-	s.deleted[id] = true
-	delete(s.queued, id)
+	mark()
 	ru := s.running[id]
 	s.mu.Unlock()
 	if ru != nil {
@@ -410,17 +421,9 @@ func (s *Service) stop(id string) {
 	}
 }
 
-// pause cancels id's scan, if one runs, and waits until it has ended; no
-// scan of id starts until resume.
-func (s *Service) pause(id string) {
-	s.mu.Lock()
-	s.paused[id]++
-	ru := s.running[id]
-	s.mu.Unlock()
-	if ru != nil {
-		ru.cancel()
-		<-ru.done
-	}
+// objects is storage id's state: what its scans know of each object.
+func (s *Service) objects(id string) *state.Namespace {
+	return s.store.Namespace("objects:" + id)
 }
 
 func (s *Service) resume(id string) {
@@ -492,7 +495,7 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 	defer st.Close()
 	res, err := indexer.Scan(ctx, indexer.Config{
 		Storage: st, Location: shown(r.URL), Backend: u.Scheme, Name: r.Name, Attributes: r.Livrable,
-		Concurrency: s.cfg.Concurrency, MaxObjects: s.cfg.MaxObjects, MaxFolders: s.cfg.MaxFolders, Timeout: s.cfg.ScanTimeout, State: s.store.Namespace("objects:" + r.ID),
+		Concurrency: s.cfg.Concurrency, MaxObjects: s.cfg.MaxObjects, MaxFolders: s.cfg.MaxFolders, Timeout: s.cfg.ScanTimeout, State: s.objects(r.ID),
 		Logger: log, Progress: p, Metrics: s.metrics, AllowShrink: r.AllowShrink,
 		Formats: scanFormats, // dalles.fgb: the map fetches its view by HTTP ranges
 	})
@@ -542,7 +545,7 @@ func (s *Service) ownState(r Record, log *slog.Logger) error {
 		return nil
 	}
 	if cur.StateOf != "" {
-		if err := s.store.Namespace("objects:" + r.ID).Clear(); err != nil {
+		if err := s.objects(r.ID).Clear(); err != nil {
 			return fmt.Errorf("clearing the state of storage %s: %w", r.ID, err)
 		}
 		log.Info("the storage is on another store: its state is cleared, every tile is read again", "before", cur.StateOf, "now", want)

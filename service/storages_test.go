@@ -515,7 +515,7 @@ func TestPatchMovesS3Store(t *testing.T) {
 	// in its place reads the second store.
 	svc.scan(context.Background(), *before, &progress{})
 	scans.await(t, id, 4)
-	if n, err := svc.store.Namespace("objects:" + id).Len(); err != nil || n != 3 {
+	if n, err := svc.objects(id).Len(); err != nil || n != 3 {
 		t.Errorf("state after a stale scan: %d records, %v; want the 3 objects of the second store", n, err)
 	}
 	if v, raw := storageView(t, api.URL, id); v.LastCounts == nil || v.LastCounts.Readable != 2 || v.LastCounts.Reused != 2 {
