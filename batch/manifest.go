@@ -110,8 +110,8 @@ func ParseManifest(r io.Reader) ([]Row, error) {
 }
 
 // noSecret refuses locations that carry credentials, judged as url.Parse
-// reads them too: storage.Redact finds the scheme at the first "://", so
-// "https:/h/x?token=t&next=https://y" would pass it unredacted.
+// reads them as well as by storage.Redact: a manifest is for storages
+// named without any secret, so anything either finds is refused.
 func noSecret(location string) error {
 	u, err := url.Parse(location)
 	if err == nil && u.User != nil {

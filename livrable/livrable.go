@@ -87,6 +87,11 @@ func Load(path string) (*Attributes, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkShape(raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Decoded again: yaml.v3 refuses unknown keys only in a Decoder, not
+	// in Node.Decode. The file is small and now known to be plain.
 	dec := yaml.NewDecoder(bytes.NewReader(raw)) // JSON is YAML
 	dec.KnownFields(true)
 	var a Attributes
@@ -112,6 +117,47 @@ func Load(path string) (*Attributes, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &a, nil
+}
+
+// An attributes file holds a few dozen values, three levels deep (the
+// document, its keys, the dates). These limits are far above that and
+// keep the walk below short and shallow whatever the file.
+const (
+	maxNodes = 10_000
+	maxDepth = 32
+)
+
+// checkShape refuses, before any decoding into attributes, YAML aliases
+// and documents too large or too deep for attributes. An alias (*name)
+// repeats the value anchored &name without repeating its text: 160 KB of
+// them made 20,001 acteurs and 1.6 GB of JSON. People write these files by
+// hand and have no use for aliases, so they are refused rather than
+// counted.
+func checkShape(raw []byte) error {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&doc); err != nil {
+		return err // io.EOF for an empty file, as the decoding would say
+	}
+	nodes := 0
+	var walk func(n *yaml.Node, depth int) error
+	walk = func(n *yaml.Node, depth int) error {
+		nodes++
+		switch {
+		case n.Kind == yaml.AliasNode:
+			return fmt.Errorf("line %d: *%s repeats the value marked &%s: write that value out in full instead (YAML aliases are refused: a few lines of them can expand to gigabytes)", n.Line, n.Value, n.Value)
+		case nodes > maxNodes:
+			return fmt.Errorf("line %d: more than %d values, far more than attributes hold", n.Line, maxNodes)
+		case depth > maxDepth:
+			return fmt.Errorf("line %d: values nested more than %d levels deep, far more than attributes hold", n.Line, maxDepth)
+		}
+		for _, c := range n.Content {
+			if err := walk(c, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(&doc, 0)
 }
 
 // Validate checks the status, the dates (in a stable order: the first

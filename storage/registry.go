@@ -134,43 +134,120 @@ const Redacted = "REDACTED"
 // Redact returns location fit for logs, reports and API answers: its
 // password (and on web and S3 locations any userinfo), every query value
 // and the fragment replaced by REDACTED. It errs on the side of hiding:
-// once the text may hold userinfo, everything up to its last '@' counts as
-// userinfo, since a password may hold unencoded '@', '/', '?', '#', ':' or
-// ']'. What it returns is for people to read: a location to connect to or
-// to give GDAL comes from ParseLocation, never from here.
+// whatever either of two readings takes for a secret is hidden. The first
+// is lenient: the scheme ends at the first "://" and, once the text may
+// hold userinfo, everything up to its last '@' counts as userinfo, since a
+// password may hold unencoded '@', '/', '?', '#', ':' or ']'. The second is
+// url.Parse's, the backends' own (through ParseLocation), for which "://"
+// may come anywhere: "https:/h/x?token=t&next=https://y" has a query.
+// What it returns is for people to read: a location to connect to or to
+// give GDAL comes from ParseLocation, never from here.
 func Redact(location string) string {
-	scheme, rest, ok := strings.Cut(location, "://")
-	if !ok {
-		return location // a local path
+	if !strings.Contains(location, "://") {
+		return location // a local path, as ParseLocation reads it
 	}
+	hide := lenientSecrets(location)
+	if u, err := url.Parse(location); err == nil {
+		hide = append(hide, parsedSecrets(location, u)...)
+	}
+	return hideSpans(location, hide)
+}
+
+// span is location[from:to], a secret. An empty one still gets REDACTED:
+// "?key=" shows that the key was given, not whether its value was empty.
+type span struct{ from, to int }
+
+// lenientSecrets reads location with its scheme ending at the first
+// "://"; the query and fragment are looked for after the userinfo.
+func lenientSecrets(location string) []span {
+	scheme, rest, _ := strings.Cut(location, "://")
+	start := len(scheme) + len("://")
+	var hide []span
 	if mayHoldUserinfo(rest) {
-		at := strings.LastIndex(rest, "@")
-		user, _, hasPass := strings.Cut(rest[:at], ":")
-		switch token := tokenSchemes[strings.ToLower(scheme)]; {
-		case hasPass && !token:
-			rest = user + ":" + Redacted + rest[at:]
-		case hasPass || token:
-			rest = Redacted + rest[at:]
+		at := start + strings.LastIndex(rest, "@")
+		hide = userinfoSecret(location[:at], start, scheme)
+		start = at
+	}
+	return append(hide, querySecrets(location, start)...)
+}
+
+// parsedSecrets reads location as url.Parse did into u: it cuts the
+// fragment and the query first, then the authority after "scheme://" (or
+// a bare "//") up to the first '/', its userinfo up to its last '@'.
+func parsedSecrets(location string, u *url.URL) []span {
+	var hide []span
+	if u.User != nil {
+		start := len("//")
+		if u.Scheme != "" {
+			start += len(u.Scheme) + len(":")
 		}
-	}
-	rest, frag, hasFrag := strings.Cut(rest, "#")
-	rest, query, hasQuery := strings.Cut(rest, "?")
-	out := scheme + "://" + rest
-	if hasQuery {
-		params := strings.Split(query, "&")
-		for i, p := range params {
-			if k, _, isPair := strings.Cut(p, "="); isPair {
-				params[i] = k + "=" + Redacted
-			} else if p != "" {
-				params[i] = Redacted
-			}
+		authority := location[start:]
+		if end := strings.IndexAny(authority, "/?#"); end >= 0 {
+			authority = authority[:end]
 		}
-		out += "?" + strings.Join(params, "&")
+		hide = userinfoSecret(location[:start+strings.LastIndex(authority, "@")], start, u.Scheme)
 	}
-	if hasFrag && frag != "" {
-		out += "#" + Redacted
+	return append(hide, querySecrets(location, 0)...)
+}
+
+// userinfoSecret is the secret of the userinfo text[start:]: its password
+// or, on a token scheme, all of it.
+func userinfoSecret(text string, start int, scheme string) []span {
+	user, _, hasPass := strings.Cut(text[start:], ":")
+	switch token := tokenSchemes[strings.ToLower(scheme)]; {
+	case hasPass && !token:
+		return []span{{start + len(user) + len(":"), len(text)}}
+	case hasPass || token:
+		return []span{{start, len(text)}}
 	}
-	return out
+	return nil
+}
+
+// querySecrets are the query values and the fragment of location[start:],
+// found as url.Parse finds them: the fragment after the first '#', the
+// query after the first '?' before it.
+func querySecrets(location string, start int) []span {
+	var hide []span
+	rest := location[start:]
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		if start+i+1 < len(location) {
+			hide = append(hide, span{start + i + 1, len(location)})
+		}
+		rest = rest[:i]
+	}
+	q := strings.IndexByte(rest, '?')
+	if q < 0 {
+		return hide
+	}
+	from := start + q + 1
+	for _, p := range strings.Split(rest[q+1:], "&") {
+		if k, _, isPair := strings.Cut(p, "="); isPair {
+			hide = append(hide, span{from + len(k) + len("="), from + len(p)})
+		} else if p != "" {
+			hide = append(hide, span{from, from + len(p)})
+		}
+		from += len(p) + len("&")
+	}
+	return hide
+}
+
+// hideSpans replaces each span of s by REDACTED, overlapping or touching
+// spans (the two readings often find the same secret) by a single one.
+func hideSpans(s string, hide []span) string {
+	sort.Slice(hide, func(i, j int) bool { return hide[i].from < hide[j].from })
+	var b strings.Builder
+	done := 0
+	for i := 0; i < len(hide); {
+		from, to := hide[i].from, hide[i].to
+		for i++; i < len(hide) && hide[i].from <= to; i++ {
+			to = max(to, hide[i].to)
+		}
+		b.WriteString(s[done:from])
+		b.WriteString(Redacted)
+		done = to
+	}
+	b.WriteString(s[done:])
+	return b.String()
 }
 
 // mayHoldUserinfo says whether the text after "://" may begin with

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -79,6 +80,56 @@ func TestRedirectsStayInside(t *testing.T) {
 	page, err := s.List(context.Background(), "sub/")
 	if err != nil || len(page.Objects) != 1 || page.Objects[0].Key != "sub/a.tif" || page.Objects[0].Size != 7 || len(page.Dirs) != 0 {
 		t.Errorf("sub/: %+v, %v", page, err)
+	}
+}
+
+// TestRedirectsResolved: behind a server that resolves dot segments, as
+// most do, a redirect to "/tiles/%2e%2e/other/" or "/tiles/../other/" is
+// out of the storage and refused before any request reaches /other/;
+// adding a trailing slash, or naming the same host in full, is followed.
+func TestRedirectsResolved(t *testing.T) {
+	var outside atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirect := func(to string) {
+			w.Header().Set("Location", to) // as is: http.Redirect would clean it
+			w.WriteHeader(http.StatusFound)
+		}
+		switch p := path.Clean(r.URL.Path); {
+		case !strings.HasPrefix(p, "/tiles"):
+			outside.Add(1)
+			fmt.Fprint(w, `<title>Index of /other/</title><a href="secret.tif">secret.tif</a>`)
+		case r.URL.Path == "/tiles/escaped/":
+			redirect("/tiles/%2e%2e/other/")
+		case r.URL.Path == "/tiles/dots/":
+			redirect("/tiles/../other/")
+		case r.URL.Path == "/tiles/full/":
+			redirect(srv.URL + "/tiles/real/")
+		case r.URL.Path == "/tiles/a.tif":
+			redirect("/tiles/a.tif/") // a folder's name, asked as a file
+		case r.URL.Path == "/tiles/real/" || r.URL.Path == "/tiles/a.tif/":
+			fmt.Fprint(w, `<a href="b.tif">b.tif</a> 02-Jan-2024 03:04   7`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	s := open(t, srv.URL+"/tiles/")
+	for _, folder := range []string{"escaped/", "dots/"} {
+		_, err := s.List(context.Background(), folder)
+		if err == nil || !strings.Contains(err.Error(), "leaves the storage") || !strings.Contains(err.Error(), "resolves to /other/") || errors.Is(err, storage.ErrTransient) {
+			t.Errorf("%s: err = %v, want a final refusal: leaves the storage, resolves to /other/", folder, err)
+		}
+	}
+	if n := outside.Load(); n != 0 {
+		t.Errorf("%d requests reached /other/", n)
+	}
+	page, err := s.List(context.Background(), "full/")
+	if err != nil || len(page.Objects) != 1 || page.Objects[0].Key != "real/b.tif" {
+		t.Errorf("full/: %+v, %v; want real/b.tif", page, err)
+	}
+	if _, err := s.Stat(context.Background(), "a.tif"); err != nil {
+		t.Errorf("a.tif, redirected to a.tif/: %v", err)
 	}
 }
 

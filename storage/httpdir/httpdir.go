@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -95,19 +96,54 @@ func newTransport(guard *netguard.Guard) *http.Transport {
 	return t
 }
 
+// errRedirect marks a redirect refused: final, no retry would help.
+var errRedirect = errors.New("redirect refused")
+
 // checkRedirect follows redirects (a folder without its trailing slash)
-// only within the storage.
+// only within the storage. The path is judged as the server will read it:
+// decoded ("%2e%2e" is "..") and with its dot segments resolved, since a
+// server that resolves them serves "/tiles/%2e%2e/other/" from "/other/".
 func (s *Storage) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 5 {
 		return errors.New("too many redirects")
 	}
-	if req.URL.Host != s.root.Host || !strings.HasPrefix(req.URL.Path, s.root.Path) {
-		return fmt.Errorf("redirect to %s leaves the storage %s", req.URL.Redacted(), s.root.Redacted())
+	if req.URL.Host != s.root.Host {
+		return fmt.Errorf("%w: %s leaves the storage %s: another host", errRedirect, req.URL.Redacted(), s.root.Redacted())
+	}
+	resolved := cleanPath(req.URL.Path)
+	if !strings.HasPrefix(resolved, cleanPath(s.root.Path)) {
+		return fmt.Errorf("%w: %s leaves the storage %s: its path resolves to %s", errRedirect, req.URL.Redacted(), s.root.Redacted(), resolved)
+	}
+	if hasDotSegment(req.URL.Path) {
+		// Inside, but the links of a page there resolve elsewhere than
+		// below it (see directChild): the folder would read as empty.
+		return fmt.Errorf("%w: %s: its path holds dot segments (it resolves to %s)", errRedirect, req.URL.Redacted(), resolved)
 	}
 	if s.password != "" {
 		req.SetBasicAuth(s.user, s.password)
 	}
 	return nil
+}
+
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanPath is p with its dot segments resolved and empty ones dropped,
+// still naming a folder when p does: "/a/b/" and "/a/b/." stay
+// "/a/b/", where path.Clean gives "/a/b", a file's name.
+func cleanPath(p string) string {
+	c := path.Clean("/" + p)
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	if c != "/" && (last == "" || last == "." || last == "..") {
+		c += "/"
+	}
+	return c
 }
 
 func (s *Storage) request(ctx context.Context, method string, u *url.URL) (*http.Request, error) {
@@ -135,8 +171,7 @@ func (s *Storage) do(req *http.Request) (*http.Response, error) {
 		if req.Context().Err() != nil {
 			return nil, req.Context().Err()
 		}
-		var ue *url.Error
-		if errors.As(err, &ue) && strings.Contains(ue.Err.Error(), "leaves the storage") {
+		if errors.Is(err, errRedirect) {
 			return nil, err
 		}
 		return nil, storage.Transient(err)
@@ -215,8 +250,6 @@ func readListing(ctx context.Context, base *url.URL, resp *http.Response) ([]ent
 	}
 	entries, listing, err := parseHTML(base, string(body))
 	switch {
-	case errors.Is(err, errTooManyLinks):
-		return nil, fmt.Errorf("%w: %w", storage.ErrTooLarge, err)
 	case err != nil:
 		return nil, err
 	case !listing:

@@ -1,15 +1,19 @@
 package httpdir
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/url"
 	"path"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/openpcrs/pcrs-indexer/storage"
 )
 
 // entry is one link of a listing page.
@@ -21,9 +25,7 @@ type entry struct {
 }
 
 var (
-	// Anchored: tried at one element's start only (see anchors).
-	anchorRe = regexp.MustCompile(`(?is)^<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>`)
-	tagRe    = regexp.MustCompile(`(?s)<[^>]*>`)
+	tagRe = regexp.MustCompile(`(?s)<[^>]*>`)
 	// Columns after the link: nginx "02-Jan-2024 03:04   1048576", Apache
 	// "2024-01-02 03:04  1.0M", lighttpd "2024-Jan-02 03:04:05 1.0M".
 	afterRe = regexp.MustCompile(`^\s*(\d{2}-[A-Za-z]{3}-\d{4} \d{2}:\d{2}|\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?|\d{4}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2})\s+(\d+|[\d.]+[KMGTP]|-)\s`)
@@ -37,8 +39,9 @@ var afterLayouts = []string{"02-Jan-2006 15:04", "2006-01-02 15:04", "2006-01-02
 // 100,000 tiles with their world files is 200,000 links.
 const maxLinks = 250_000
 
-// errTooManyLinks is wrapped with the page's URL by List.
-var errTooManyLinks = fmt.Errorf("more than %d links", maxLinks)
+// errTooManyLinks fails a page of either kind, HTML or JSON, alike; List
+// adds the page's URL.
+var errTooManyLinks = fmt.Errorf("%w: more than %d links", storage.ErrTooLarge, maxLinks)
 
 // parseHTML reads the links of a listing page at base. Only links to
 // children of base are kept: no parent, no sort links, nothing elsewhere.
@@ -111,57 +114,164 @@ type anchor struct {
 	href       [2]int
 }
 
-// anchors finds up to n anchors as an unanchored anchorRe would on the
-// whole page, but runs the expression on each element alone: on a page of
-// hundreds of thousands of links, the submatch engine crawls. Linear in
-// the page: the closing tag after each "<a" is found by one forward scan
-// shared by all of them, and the expression, anchored, gives up at the
-// first byte that cannot start a link (a hostile "<a<a<a…" page took
-// seconds for 60 KB when each "<a" searched the next 8 KB anew).
+// anchors finds up to n link elements: at each "<a" in turn, the
+// element that the expression
+//
+//	(?is)^<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>
+//
+// matches, run on the page from that "<a" to the end of the first "</a"
+// after it (and its '>' within 64 bytes), the element no longer than
+// maxAnchor. That expression was the parser once; it is written out by
+// hand because a regexp engine tried at every "<a" looks ahead anew each
+// time: on a hostile page of "<a " after "<a " with a "</a>" every 8 KB,
+// that was 8 KB of work a byte (2.4 s for 62 KB). Here every byte is
+// looked at a bounded number of times: TestAnchorsLinear counts them,
+// TestAnchorsAsTheExpression and FuzzAnchors hold the results to the
+// expression's.
 func anchors(page string, n int) []anchor {
-	lower := asciiLower(page)
+	sc := anchorScan{page: page, lower: asciiLower(page)}
+	return sc.all(n)
+}
+
+// anchorScan is one page's scan for links.
+type anchorScan struct {
+	page, lower string
+	examined    int // bytes looked at, which must stay linear in the page
+}
+
+// index is the first needle in lower[from:to], or -1.
+func (sc *anchorScan) index(from, to int, needle string) int {
+	i := strings.Index(sc.lower[from:to], needle)
+	if i < 0 {
+		sc.examined += to - from
+		return -1
+	}
+	sc.examined += i + len(needle)
+	return from + i
+}
+
+// indexByte is the first c in page[from:to], or -1.
+func (sc *anchorScan) indexByte(from, to int, c byte) int {
+	i := strings.IndexByte(sc.page[from:to], c)
+	if i < 0 {
+		sc.examined += to - from
+		return -1
+	}
+	sc.examined += i + 1
+	return from + i
+}
+
+// skipSpace is the first byte at or after i that is not \s, or to.
+func (sc *anchorScan) skipSpace(i, to int) int {
+	from := i
+	for i < to && isSpace(sc.page[i]) {
+		i++
+	}
+	sc.examined += i - from + 1
+	return i
+}
+
+// isSpace is the expression's \s.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
+}
+
+func (sc *anchorScan) all(n int) []anchor {
+	page := sc.page
 	var out []anchor
-	closing := -1 // the first "</a" at or after the last start, -2: none left
+	// closing is the first "</a" at or after the current "<a"; every "<a"
+	// before it shares it, and end, the end of its "</a\s*>", or -1 when
+	// no element can close there.
+	closing, end := -1, -1
 	for pos := 0; len(out) < n; {
-		i := strings.Index(lower[pos:], "<a")
-		if i < 0 {
+		start := sc.index(pos, len(page), "<a")
+		if start < 0 {
 			break
 		}
-		start := pos + i
 		pos = start + 2
-		if closing != -2 && closing < start {
-			if j := strings.Index(lower[start:], "</a"); j >= 0 {
-				closing = start + j
-			} else {
-				closing = -2
+		if closing < start {
+			if closing = sc.index(start, len(page), "</a"); closing < 0 {
+				break // no element can close
 			}
+			end = sc.closeEnd(closing)
 		}
-		if closing == -2 {
-			break // no element can close
+		if end < 0 {
+			pos = closing + 3
+			continue
 		}
-		if closing-start > maxAnchor-3 {
-			continue // longer than an element may be
+		if closing-start > maxAnchor-3 || !isSpace(page[start+2]) {
+			continue
 		}
-		end := closing + 3
-		gt := strings.IndexByte(lower[end:min(len(lower), end+64)], '>')
+		// The start tag cannot hold a '>' before its href's value, nor
+		// the closing "</a" before its own '>'.
+		gt := sc.indexByte(start+3, closing, '>')
 		if gt < 0 {
+			pos = closing // every "<a" before closing fails alike
 			continue
 		}
-		m := anchorRe.FindStringSubmatchIndex(page[start : end+gt+1])
-		if m == nil || m[0] != 0 {
+		href, ok := sc.href(start+3, gt, closing)
+		if !ok {
+			// Every "<a" before gt tries the same href candidates, or
+			// fewer: all fail.
+			pos = gt
 			continue
 		}
-		a := anchor{start: start, end: start + m[1]}
-		for g := 2; g <= 6; g += 2 {
-			if m[g] >= 0 {
-				a.href = [2]int{start + m[g], start + m[g+1]}
-				break
-			}
-		}
-		out = append(out, a)
-		pos = a.end
+		out = append(out, anchor{start: start, end: end, href: href})
+		pos = end
 	}
 	return out
+}
+
+// closeEnd is the end of the "</a\s*>" ending at the first '>' within 64
+// bytes after the "</a" at closing (the expression's content runs up to
+// the last "</a" before that '>'), or -1.
+func (sc *anchorScan) closeEnd(closing int) int {
+	gt := sc.indexByte(closing+3, min(len(sc.page), closing+3+64), '>')
+	if gt < 0 {
+		return -1
+	}
+	t := gt
+	for t > closing+3 && isSpace(sc.page[t-1]) {
+		t--
+	}
+	sc.examined += gt - t
+	if sc.lower[t-3:t] != "</a" {
+		return -1
+	}
+	return gt + 1
+}
+
+// href finds the value of the first href attribute in the start tag
+// [from, gt) whose element can close before closing: quoted, when the
+// closing quote comes before closing with a '>' after it (a quoted value
+// may hold '>'), else bare, up to a space or gt.
+func (sc *anchorScan) href(from, gt, closing int) ([2]int, bool) {
+	page := sc.page
+	for p := from; ; {
+		if p = sc.index(p, gt, "href"); p < 0 {
+			return [2]int{}, false
+		}
+		q := sc.skipSpace(p+4, gt)
+		if page[q] != '=' { // page[gt] is '>'
+			p = q // "href" does not overlap itself: none starts before q
+			continue
+		}
+		v := sc.skipSpace(q+1, gt)
+		if v == gt {
+			return [2]int{}, false // an empty value, and no tag left
+		}
+		if c := page[v]; c == '"' || c == '\'' {
+			if k := sc.indexByte(v+1, closing, c); k >= 0 && sc.indexByte(k+1, closing, '>') >= 0 {
+				return [2]int{v + 1, k}, true
+			}
+		}
+		e := v
+		for e < gt && !isSpace(page[e]) {
+			e++
+		}
+		sc.examined += e - v
+		return [2]int{v, e}, true
+	}
 }
 
 // asciiLower lower-cases ASCII letters only, keeping every byte offset.
@@ -247,35 +357,85 @@ type jsonEntry struct {
 }
 
 func parseJSON(base *url.URL, body []byte) ([]entry, error) {
-	var items []jsonEntry
-	if err := json.Unmarshal(body, &items); err != nil {
-		return nil, fmt.Errorf("JSON listing: %w", err)
+	return parseJSONItems(base, body, maxLinks, nil)
+}
+
+// parseJSONItems reads one item at a time and stops past limit items: a
+// page decoded whole before its items are counted costs about a hundred
+// times its length. decoded, when not nil, counts the items decoded.
+// What json.Unmarshal into []jsonEntry refuses, this refuses too.
+func parseJSONItems(base *url.URL, body []byte, limit int, decoded *int) ([]entry, error) {
+	if len(body) > maxListing {
+		return nil, fmt.Errorf("%w: page longer than %d bytes", storage.ErrTooLarge, maxListing)
 	}
-	if len(items) > maxLinks {
-		return nil, errTooManyLinks
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	switch {
+	case err == io.EOF:
+		return nil, fmt.Errorf("JSON listing: %w", io.ErrUnexpectedEOF)
+	case err != nil:
+		return nil, fmt.Errorf("JSON listing: %w", err)
+	case tok == nil: // null: no items, as Unmarshal reads it
+		return nil, jsonEnd(dec)
+	case tok != json.Delim('['):
+		return nil, fmt.Errorf("JSON listing: %v where a list of items was expected", tok)
 	}
 	var out []entry
-	for _, it := range items {
-		if it.Name == "" || it.Name == "." || it.Name == ".." || strings.Contains(it.Name, "/") {
-			continue
+	for n := 0; dec.More(); n++ {
+		if n == limit {
+			return nil, errTooManyLinks
 		}
-		dir := it.Type == "directory"
-		ref := &url.URL{Path: it.Name}
-		if dir {
-			ref.Path += "/"
+		var it jsonEntry
+		if err := dec.Decode(&it); err != nil {
+			return nil, fmt.Errorf("JSON listing: item %d: %w", n, err)
 		}
-		u, ok := directChild(base, ref)
-		if !ok {
-			continue
+		if decoded != nil {
+			*decoded++
 		}
-		e := entry{Path: u.Path, Dir: dir, Size: -1}
-		if it.Size != nil && !dir && *it.Size >= 0 { // a negative size is unknown, not exact
-			e.Size = *it.Size
+		if e, ok := jsonItem(base, it); ok {
+			out = append(out, e)
 		}
-		if mt, err := time.Parse(time.RFC1123, it.MTime); err == nil {
-			e.ModTime = mt.UTC()
-		}
-		out = append(out, e)
+	}
+	if _, err := dec.Token(); err != nil { // the closing ']'
+		return nil, fmt.Errorf("JSON listing: %w", err)
+	}
+	if err := jsonEnd(dec); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// jsonEnd refuses anything but spaces after the listing, as Unmarshal does.
+func jsonEnd(dec *json.Decoder) error {
+	if tok, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("%v after the list of items", tok)
+		}
+		return fmt.Errorf("JSON listing: %w", err)
+	}
+	return nil
+}
+
+// jsonItem is the entry an item names, if it names a direct child of base.
+func jsonItem(base *url.URL, it jsonEntry) (entry, bool) {
+	if it.Name == "" || it.Name == "." || it.Name == ".." || strings.Contains(it.Name, "/") {
+		return entry{}, false
+	}
+	dir := it.Type == "directory"
+	ref := &url.URL{Path: it.Name}
+	if dir {
+		ref.Path += "/"
+	}
+	u, ok := directChild(base, ref)
+	if !ok {
+		return entry{}, false
+	}
+	e := entry{Path: u.Path, Dir: dir, Size: -1}
+	if it.Size != nil && !dir && *it.Size >= 0 { // a negative size is unknown, not exact
+		e.Size = *it.Size
+	}
+	if mt, err := time.Parse(time.RFC1123, it.MTime); err == nil {
+		e.ModTime = mt.UTC()
+	}
+	return e, true
 }
