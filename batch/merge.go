@@ -112,21 +112,22 @@ func Merge(out string, shardDirs []string, formats []vector.Format) error {
 }
 
 // mergeProblems writes every livrable's problems as one layer, each named
-// with its livrable.
+// with its livrable: one livrable's report in memory at a time.
 func mergeProblems(w io.Writer, livs []livrableDir) error {
-	var all []indexer.ProblemEntry
-	var ids []string
-	for _, l := range livs {
-		var one indexer.Report
-		if _, err := readReport(l, &one); err != nil {
-			return err
+	return indexer.WriteProblems(w, func(fn func(p *indexer.ProblemEntry, livrable string) error) error {
+		for _, l := range livs {
+			var one indexer.Report
+			if _, err := readReport(l, &one); err != nil {
+				return err
+			}
+			for i := range one.Problems {
+				if err := fn(&one.Problems[i], l.id); err != nil {
+					return err
+				}
+			}
 		}
-		for _, p := range one.Problems {
-			all = append(all, p)
-			ids = append(ids, l.id)
-		}
-	}
-	return indexer.WriteProblems(w, all, func(i int) string { return ids[i] })
+		return nil
+	})
 }
 
 // readReport decodes a livrable's report.json into r and returns it raw.

@@ -58,7 +58,7 @@ func BenchmarkLocalVsGdaltindex(b *testing.B) {
 			elapsed := time.Since(start)
 			st.Close()
 			if res.Report.Counts.Readable != localTiles {
-				b.Fatalf("%d readable tiles, want %d: %+v", res.Report.Counts.Readable, localTiles, res.Report.Problems[:min(3, len(res.Report.Problems))])
+				b.Fatalf("%d readable tiles, want %d: %+v", res.Report.Counts.Readable, localTiles, problemsOf(b, res)[:min(3, res.Report.Counts.Problems)])
 			}
 			if n := countFeatures(b, filepath.Join(out, indexer.DallesFile)); n != localTiles {
 				b.Fatalf("%s holds %d tiles, want %d", indexer.DallesFile, n, localTiles)

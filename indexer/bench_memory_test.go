@@ -157,12 +157,20 @@ func TestScanMemoryChild(t *testing.T) {
 	}
 	memlimit.Enforce(bytes, source)
 	g := newGenerated(t, n)
-	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: g, Location: "/generated", Backend: "file", Name: "generated"})
+	var st storage.Storage = g
+	broken := os.Getenv("PCRS_SCAN_MEMORY_BROKEN") != ""
+	if broken {
+		st = cutShort{g}
+	}
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: "/generated", Backend: "file", Name: "generated"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Report.Counts.Readable != n {
-		t.Fatalf("%d readable of %d: %+v", res.Report.Counts.Readable, n, res.Report.Problems[:min(3, len(res.Report.Problems))])
+	switch c := res.Report.Counts; {
+	case broken && c.Problems != n:
+		t.Fatalf("%d problems of %d broken tiles", c.Problems, n)
+	case !broken && c.Readable != n:
+		t.Fatalf("%d readable of %d: %+v", c.Readable, n, problemsOf(t, res)[:min(3, c.Problems)])
 	}
 	if err := indexer.Publish(t.TempDir(), res); err != nil {
 		t.Fatal(err)
@@ -174,20 +182,39 @@ func TestScanMemoryChild(t *testing.T) {
 	fmt.Printf("peak-rss-kib %d\n", ru.Maxrss)
 }
 
+// cutShort lists every tile 100 bytes shorter than its header says: each
+// is a problem (a transfer cut short) that its header places, the heaviest
+// kind for a report (a detail and an outline each).
+type cutShort struct{ *generated }
+
+func (c cutShort) List(ctx context.Context, cursor string) (storage.Page, error) {
+	p, err := c.generated.List(ctx, cursor)
+	for i := range p.Objects {
+		p.Objects[i].Size = int64(len(c.template)) - 100
+	}
+	return p, err
+}
+
 // BenchmarkScanMemory scans 100,000 and 1,000,000 generated tiles, each in
 // its own process under --memory-limit 200MiB, and reports both peaks
 // (under 300 MiB at both sizes, or it fails); then 1,000,000 without a
-// limit, reported only, to show what the limit saves.
+// limit, reported only, to show what the limit saves; then 100,000 and
+// 1,000,000 tiles all cut short (every tile a problem), under 300 MiB too.
 func BenchmarkScanMemory(b *testing.B) {
 	peaks := map[string]float64{}
 	for _, c := range []struct {
-		n     int
-		limit string
-	}{{100_000, benchMemoryLimit}, {1_000_000, benchMemoryLimit}, {1_000_000, memlimit.Off}} {
+		n      int
+		limit  string
+		broken bool
+	}{{100_000, benchMemoryLimit, false}, {1_000_000, benchMemoryLimit, false}, {1_000_000, memlimit.Off, false},
+		{100_000, benchMemoryLimit, true}, {1_000_000, benchMemoryLimit, true}} {
 		name := fmt.Sprintf("%d/limit=%s", c.n, c.limit)
+		if c.broken {
+			name += "/broken"
+		}
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
-				peaks[name] = childPeak(b, c.n, c.limit)
+				peaks[name] = childPeak(b, c.n, c.limit, c.broken)
 			}
 			b.ReportMetric(peaks[name], "peak-RSS-MiB")
 			if c.limit != memlimit.Off && peaks[name] > 300 {
@@ -196,15 +223,20 @@ func BenchmarkScanMemory(b *testing.B) {
 		})
 	}
 	small, large, off := peaks["100000/limit="+benchMemoryLimit], peaks["1000000/limit="+benchMemoryLimit], peaks["1000000/limit=off"]
-	if small > 0 && large > 0 && off > 0 {
-		fmt.Printf("scan memory (--memory-limit %s): 100k tiles %.0f MiB, 1M tiles %.0f MiB, ratio %.2f; 1M without a limit %.0f MiB\n", benchMemoryLimit, small, large, large/small, off)
+	smallBroken, largeBroken := peaks["100000/limit="+benchMemoryLimit+"/broken"], peaks["1000000/limit="+benchMemoryLimit+"/broken"]
+	if small > 0 && large > 0 && off > 0 && smallBroken > 0 && largeBroken > 0 {
+		fmt.Printf("scan memory (--memory-limit %s): 100k tiles %.0f MiB, 1M tiles %.0f MiB, ratio %.2f; 1M without a limit %.0f MiB; every tile a problem: 100k %.0f MiB, 1M %.0f MiB, ratio %.2f\n",
+			benchMemoryLimit, small, large, large/small, off, smallBroken, largeBroken, largeBroken/smallBroken)
 	}
 }
 
-func childPeak(b *testing.B, n int, limit string) float64 {
+func childPeak(b *testing.B, n int, limit string, broken bool) float64 {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestScanMemoryChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "PCRS_SCAN_MEMORY_TILES="+strconv.Itoa(n), "PCRS_SCAN_MEMORY_LIMIT="+limit, "GOMEMLIMIT=")
+	if broken {
+		cmd.Env = append(cmd.Env, "PCRS_SCAN_MEMORY_BROKEN=1")
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("child scanning %d tiles: %v\n%s", n, err, out)

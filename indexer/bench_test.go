@@ -183,7 +183,7 @@ func BenchmarkRemoteScan(b *testing.B) {
 				b.Fatal(err)
 			}
 			if res.Report.Counts.Readable != benchTiles {
-				b.Fatalf("%d readable tiles, want %d: %+v", res.Report.Counts.Readable, benchTiles, res.Report.Problems[:min(3, len(res.Report.Problems))])
+				b.Fatalf("%d readable tiles, want %d: %+v", res.Report.Counts.Readable, benchTiles, problemsOf(b, res)[:min(3, res.Report.Counts.Problems)])
 			}
 			req1, bytes1 := r.served(b)
 			ours = side{benchTiles / elapsed.Seconds(), float64(req1-req0) / benchTiles, float64(bytes1-bytes0) / benchTiles}

@@ -81,7 +81,7 @@ func checkNameNotUTF8(t *testing.T, st storage.Storage, location string) {
 	}
 	defer res.Close()
 	if res.Report.Counts.Readable != 1 {
-		t.Fatalf("counts %+v, problems %+v", res.Report.Counts, res.Report.Problems)
+		t.Fatalf("counts %+v, problems %+v", res.Report.Counts, problemsOf(t, res))
 	}
 	out := t.TempDir()
 	if err := indexer.Publish(out, res); err != nil {

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,11 +252,70 @@ func writeLivrables(w io.Writer, res *Result) error {
 	return enc.Encode(fc)
 }
 
-func writeReport(w io.Writer, r *Report) error {
+// problemsSlot is where report.json's problems go, as the encoder writes
+// an empty list of them: the one key at the top level indented so.
+const problemsSlot = "\n  \"problems\": []"
+
+// writeReport writes r as report.json, its problems from each when given
+// (a scan's, read back from disk one at a time), else r.Problems. The
+// bytes are those encoding r with its problems in it would give.
+func writeReport(w io.Writer, r *Report, each func(fn func(p *ProblemEntry) error) error) error {
+	if each == nil {
+		each = func(fn func(p *ProblemEntry) error) error {
+			for i := range r.Problems {
+				if err := fn(&r.Problems[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	head := *r
+	head.Problems = []ProblemEntry{}
+	var buf bytes.Buffer
+	if err := indented(&buf, "").Encode(&head); err != nil {
+		return err
+	}
+	i := bytes.Index(buf.Bytes(), []byte(problemsSlot))
+	if i < 0 || bytes.Count(buf.Bytes(), []byte(problemsSlot)) != 1 {
+		return errors.New("report.json: no single place for the problems in the encoded report")
+	}
+	at := i + len(problemsSlot) - 1 // the list's ']'
+	bw := bufio.NewWriterSize(w, 1<<16)
+	bw.Write(buf.Bytes()[:at])
+	var elem bytes.Buffer
+	enc := indented(&elem, "    ")
+	n := 0
+	err := each(func(p *ProblemEntry) error {
+		elem.Reset()
+		if err := enc.Encode(p); err != nil {
+			return err
+		}
+		if n > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		bw.Write(bytes.TrimSuffix(elem.Bytes(), []byte("\n")))
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.Write(buf.Bytes()[at:])
+	return bw.Flush()
+}
+
+// indented is report.json's encoder: two spaces, no HTML escaping; prefix
+// starts every line but the first.
+func indented(w io.Writer, prefix string) *json.Encoder {
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	enc.SetIndent(prefix, "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(r)
+	return enc
 }
 
 // Publish writes the three outputs into dir. Each is written to a temporary
@@ -268,7 +328,7 @@ func Publish(dir string, res *Result) error {
 		return err
 	}
 	if err := checkShrink(dir, res); err != nil {
-		if perr := PublishFailed(dir, &res.Report); perr != nil {
+		if perr := PublishFailed(dir, res); perr != nil {
 			return errors.Join(err, perr)
 		}
 		return err
@@ -279,7 +339,7 @@ func Publish(dir string, res *Result) error {
 	}{
 		{DallesFile, func(w io.Writer) error { return writeDalles(w, res, res.footprint) }},
 		{LivrablesFile, func(w io.Writer) error { return writeLivrables(w, res) }},
-		{ReportFile, func(w io.Writer) error { return writeReport(w, &res.Report) }},
+		{ReportFile, func(w io.Writer) error { return writeReport(w, &res.Report, res.EachProblem) }},
 	}
 	var temps []string
 	defer func() {
@@ -295,7 +355,11 @@ func Publish(dir string, res *Result) error {
 		temps = append(temps, tmp)
 	}
 	if len(res.formats) > 0 {
-		problems, err := writeTemp(dir, "problemes.geojson", func(w io.Writer) error { return WriteProblems(w, res.Report.Problems, nil) })
+		problems, err := writeTemp(dir, "problemes.geojson", func(w io.Writer) error {
+			return WriteProblems(w, func(fn func(p *ProblemEntry, livrable string) error) error {
+				return res.EachProblem(func(p *ProblemEntry) error { return fn(p, "") })
+			})
+		})
 		if err != nil {
 			return err
 		}
@@ -368,26 +432,29 @@ type problemProperties struct {
 	Livrable string `json:"livrable,omitempty"`
 }
 
-// WriteProblems writes problems as a GeoJSON FeatureCollection, for the
-// encodings QGIS opens as a layer; livrable, when not nil, names each
-// problem's livrable (a national run).
-func WriteProblems(w io.Writer, problems []ProblemEntry, livrable func(i int) string) error {
+// WriteProblems writes the problems each gives, one at a time, as a
+// GeoJSON FeatureCollection, for the encodings QGIS opens as a layer; a
+// problem's livrable is named when not "" (a national run).
+func WriteProblems(w io.Writer, each func(fn func(p *ProblemEntry, livrable string) error) error) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	bw.WriteString(`{"type":"FeatureCollection","features":[`)
-	for i, p := range problems {
-		if i > 0 {
+	n := 0
+	err := each(func(p *ProblemEntry, livrable string) error {
+		if n > 0 {
 			bw.WriteByte(',')
 		}
-		props := problemProperties{Path: p.Path, Reason: p.Reason, Detail: p.Detail}
-		if livrable != nil {
-			props.Livrable = livrable(i)
-		}
+		n++
+		props := problemProperties{Path: p.Path, Reason: p.Reason, Detail: p.Detail, Livrable: livrable}
 		b, err := json.Marshal(feature{Type: "Feature", Geometry: p.Geometry, Properties: props})
 		if err != nil {
 			return err
 		}
 		bw.WriteByte('\n')
-		bw.Write(b)
+		_, err = bw.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	bw.WriteString("\n]}\n")
 	return bw.Flush()
@@ -454,11 +521,11 @@ func CheckOut(dir string) error {
 
 // PublishFailed writes the report of a scan that did not finish beside the
 // last good outputs, which it leaves alone.
-func PublishFailed(dir string, r *Report) error {
+func PublishFailed(dir string, res *Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := writeTemp(dir, FailedReportFile, func(w io.Writer) error { return writeReport(w, r) })
+	tmp, err := writeTemp(dir, FailedReportFile, func(w io.Writer) error { return writeReport(w, &res.Report, res.EachProblem) })
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func TestPanicIsOneTilesProblem(t *testing.T) {
 		t.Errorf("%d readable, want %d", res.Report.Counts.Readable, good.Report.Counts.Readable-1)
 	}
 	var found bool
-	for _, p := range res.Report.Problems {
+	for _, p := range problemsOf(t, res) {
 		if p.Path == victim {
 			found = true
 			if p.Reason != indexer.ReasonCorrupt || !strings.Contains(p.Detail, "boom in "+victim) {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"unsafe"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/livrable"
@@ -21,19 +22,7 @@ type WarningEntry struct {
 // is wrong with them as a delivery. It costs no storage request: headers
 // and names are all it looks at.
 func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Options, log *slog.Logger) ([]WarningEntry, map[string]int, error) {
-	tiles := make([]quality.Tile, 0, sp.count(flagReadable))
-	var attrs attrsTable
-	err := sp.each(flagReadable, func(t *Tile) error {
-		h := t.Header
-		if h == nil {
-			return nil
-		}
-		tiles = append(tiles, quality.Tile{Path: t.Object.Key, Box: h.Box(), Size: t.Object.Size, Attrs: attrs.intern(quality.Attrs{
-			EPSG: clampInt32(h.EPSG), Width: clampInt32(h.Width), Height: clampInt32(h.Height), Resolution: h.PixelSize(),
-			Format: h.MimeType, Compression: h.Compression, Bands: bandes(t),
-		})})
-		return nil
-	})
+	tiles, err := qualityTiles(sp)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,11 +36,41 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 	for k, n := range res.ByKind {
 		byKind[string(k)] = n
 	}
+	return warningEntries(res.Warnings, opts, log), byKind, nil
+}
+
+// qualityTiles are the readable tiles as the check takes them, their
+// paths in an arena and their attributes shared.
+func qualityTiles(sp *spool) ([]quality.Tile, error) {
+	n, err := sp.count(flagReadable)
+	if err != nil {
+		return nil, err
+	}
+	tiles := make([]quality.Tile, 0, n)
+	var attrs attrsTable
+	var paths keyArena
+	err = sp.each(flagReadable, func(t *Tile) error {
+		h := t.Header
+		if h == nil {
+			return nil
+		}
+		tiles = append(tiles, quality.Tile{Path: paths.add(t.Object.Key), Box: h.Box(), Size: t.Object.Size, Attrs: attrs.intern(quality.Attrs{
+			EPSG: clampInt32(h.EPSG), Width: clampInt32(h.Width), Height: clampInt32(h.Height), Resolution: h.PixelSize(),
+			Format: h.MimeType, Compression: h.Compression, Bands: bandes(t),
+		})})
+		return nil
+	})
+	return tiles, err
+}
+
+// warningEntries places the warnings in WGS84. Their paths are copies:
+// the tiles' view the arena, which a report kept after the scan would
+// otherwise keep whole.
+func warningEntries(warnings []quality.Warning, opts footprint.Options, log *slog.Logger) []WarningEntry {
 	var ps footprint.Projectors
 	defer ps.Close()
-	out := make([]WarningEntry, len(res.Warnings))
-	for i, w := range res.Warnings {
-		// Copies of the paths, as for problems (buildReport).
+	out := make([]WarningEntry, len(warnings))
+	for i, w := range warnings {
 		w.Path, w.Other = strings.Clone(DisplayName(w.Path)), strings.Clone(DisplayName(w.Other))
 		w.Detail = DisplayName(w.Detail) // sentences quote the paths
 		out[i] = WarningEntry{Warning: w}
@@ -66,7 +85,7 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 		}
 		out[i].Geometry = polygonGeometry(poly)
 	}
-	return out, byKind, nil
+	return out
 }
 
 // attrsTable gives the tiles of a delivery one copy of each set of
@@ -90,6 +109,32 @@ func (m *attrsTable) intern(a quality.Attrs) *quality.Attrs {
 	}
 	(*m)[a] = &a
 	return &a
+}
+
+// keyArena holds paths back to back in large chunks: a million paths cost
+// one allocation per chunk instead of one each, and no size class rounds
+// a 33-byte path up to 48. A chunk's bytes are never written again once a
+// path is in them, which is what makes the strings that view them
+// immutable.
+type keyArena struct{ chunk []byte }
+
+const (
+	keyChunk = 256 << 10
+	// longKey: a path this long gets its own allocation rather than a
+	// chunk mostly left empty.
+	longKey = keyChunk / 16
+)
+
+func (a *keyArena) add(key string) string {
+	if key == "" || len(key) >= longKey {
+		return strings.Clone(key)
+	}
+	if len(key) > cap(a.chunk)-len(a.chunk) {
+		a.chunk = make([]byte, 0, keyChunk)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, key...)
+	return unsafe.String(&a.chunk[start], len(key))
 }
 
 // noWarnings is every kind counted zero: report.json names them all.

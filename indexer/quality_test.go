@@ -95,7 +95,7 @@ func TestPlantedDefects(t *testing.T) {
 	defer res.Close()
 	r := res.Report
 	if r.Counts.Readable != 34 || r.Counts.Problems != 0 {
-		t.Fatalf("counts %+v, problems %+v: want 34 readable tiles", r.Counts, r.Problems)
+		t.Fatalf("counts %+v, problems %+v: want 34 readable tiles", r.Counts, problemsOf(t, res))
 	}
 	var got []string
 	for _, w := range r.Warnings {

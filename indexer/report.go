@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -50,13 +49,17 @@ type IO struct {
 
 // Report is report.json.
 type Report struct {
-	Source          string         `json:"source"`
-	StartedAt       time.Time      `json:"startedAt"`
-	FinishedAt      time.Time      `json:"finishedAt"`
-	DurationSeconds float64        `json:"durationSeconds"`
-	Counts          Counts         `json:"counts"`
-	IO              IO             `json:"io"`
-	Problems        []ProblemEntry `json:"problems"`
+	Source          string    `json:"source"`
+	StartedAt       time.Time `json:"startedAt"`
+	FinishedAt      time.Time `json:"finishedAt"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	Counts          Counts    `json:"counts"`
+	IO              IO        `json:"io"`
+	// Problems are the problem tiles, sorted by path. A scan's Result
+	// leaves them on disk (Result.EachProblem), where report.json is
+	// written from: a delivery of a million broken tiles would otherwise
+	// hold them all. Reports read back or merged hold them here.
+	Problems []ProblemEntry `json:"problems"`
 	// ProblemsByReason counts problems per reason, every reason present.
 	ProblemsByReason map[string]int `json:"problemsByReason"`
 	// AreaKm2 is the footprint's area, measured in the tiles' own CRS.
@@ -86,9 +89,12 @@ type Outline struct {
 // leaves the footprint and the dalles for the problems: one such tile must
 // never stop the delivery.
 func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline, error) {
-	n := sp.count(flagReadable)
+	n, err := sp.count(flagReadable)
+	if err != nil {
+		return nil, err
+	}
 	placed := make([]footprint.Tile, 0, n)
-	err := sp.each(flagReadable, func(t *Tile) error {
+	err = sp.each(flagReadable, func(t *Tile) error {
 		placed = append(placed, t.Polygon)
 		return nil
 	})
@@ -98,7 +104,10 @@ func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline
 	var ps footprint.Projectors
 	defer ps.Close()
 	res := ps.Place(placed, opts)
-	keys := sp.keysAt(flagReadable, res.Rejected)
+	keys, err := sp.keysAt(flagReadable, res.Rejected)
+	if err != nil {
+		return nil, err
+	}
 	if len(keys) != len(res.Rejected) {
 		// A rejected tile left unnamed would be published as readable.
 		return nil, fmt.Errorf("the union rejected %d tiles, %d of which the spool names", len(res.Rejected), len(keys))
@@ -109,25 +118,6 @@ func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline
 		sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: r.Err.Error()})
 	}
 	return &Outline{WGS84: res.WGS84, AreaKm2: math.Round(res.Area/1e6*1e4) / 1e4}, nil
-}
-
-// placeProblems gives the problems whose tile could be placed their
-// WGS84 outline, for the report and the map.
-func placeProblems(sp *spool, opts footprint.Options, log *slog.Logger) error {
-	var ps footprint.Projectors
-	defer ps.Close()
-	return sp.each(flagPlaced, func(t *Tile) error {
-		if t.placed == nil || t.Problem == nil || t.Problem.Geometry != nil {
-			return nil
-		}
-		poly, err := ps.TilePolygon(*t.placed, opts)
-		if err != nil {
-			log.Warn("placing a problem tile", "path", t.Object.Key, "error", err)
-			return nil
-		}
-		sp.placed[t.Object.Key] = polygonGeometry(poly)
-		return nil
-	})
 }
 
 // tileSummary is what the livrable's feature says of its readable tiles.
@@ -170,7 +160,6 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 		DurationSeconds:  math.Round(finished.Sub(started).Seconds()*1000) / 1000,
 		Counts:           Counts{Objects: lst.listed},
 		IO:               IO{Requests: counter.Requests(), Bytes: counter.Bytes(), Retries: counter.Retries()},
-		Problems:         []ProblemEntry{},
 		ProblemsByReason: map[string]int{ReasonEmpty: 0, ReasonCorrupt: 0, ReasonNotGeoreferenced: 0, ReasonNoCRS: 0, ReasonUnreachable: 0, ReasonMisplaced: 0},
 		EPSG:             map[string]int{},
 		AreaKm2:          outline.AreaKm2,
@@ -180,21 +169,14 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 	if sp == nil {
 		return r, sum, nil
 	}
-	r.Counts.Tiles = len(sp.entries)
-	// Problems are read back in key order: the list comes out sorted.
+	r.Counts.Tiles = sp.len()
 	err := sp.each(0, func(t *Tile) error {
 		if !utf8.ValidString(t.Object.Key) {
 			sum.notUTF8++
 		}
 		if t.Problem != nil {
-			p := *t.Problem
-			// A copy: the spool's key views a 256 KiB chunk of keys, which
-			// a report kept after the scan would otherwise keep whole.
-			p.Path = strings.Clone(DisplayName(t.Object.Key))
-			p.RawPath = escapedKey(t.Object.Key)
-			p.Detail = DisplayName(p.Detail) // errors quote the key
-			r.Problems = append(r.Problems, p)
-			r.ProblemsByReason[p.Reason]++
+			r.Counts.Problems++
+			r.ProblemsByReason[t.Problem.Reason]++
 			return nil
 		}
 		r.Counts.Readable++
@@ -209,7 +191,6 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 		sum.nbDalles++
 		return nil
 	})
-	r.Counts.Problems = len(r.Problems)
 	if n := r.Counts.Tiles; n > 0 {
 		r.IO.RequestsPerTile = math.Round(float64(r.IO.Requests)/float64(n)*1000) / 1000
 		r.IO.BytesPerTile = math.Round(float64(r.IO.Bytes) / float64(n))

@@ -156,7 +156,7 @@ func TestOneRequestPerTile(t *testing.T) {
 				t.Fatal(err)
 			}
 			if res.Report.Counts.Readable != tiles {
-				t.Fatalf("%d readable, want %d: %+v", res.Report.Counts.Readable, tiles, res.Report.Problems)
+				t.Fatalf("%d readable, want %d: %+v", res.Report.Counts.Readable, tiles, problemsOf(t, res))
 			}
 			for _, tile := range tilesOf(t, res) {
 				if want := int64(len(files[tile.Object.Key])); tile.Object.Size != want {

@@ -177,6 +177,65 @@ type Result struct {
 	source         string            // Config.Location as given: where GDAL finds the tiles
 	allowShrink    bool
 	formats        []vector.Format
+	// scrub takes secrets out of problems' details as they are read back.
+	scrub func(string) string
+	log   *slog.Logger
+	// placingLogged: a problem tile that cannot be drawn is logged by the
+	// first reading of the problems only.
+	placingLogged bool
+}
+
+// EachProblem calls fn on every problem tile, sorted by path, read back
+// from disk: drawn in WGS84 where its header placed it, its detail
+// scrubbed (Scrub). A Result built by hand gives its Report's problems.
+func (r *Result) EachProblem(fn func(p *ProblemEntry) error) error {
+	if r.spool == nil {
+		for i := range r.Report.Problems {
+			if err := fn(&r.Report.Problems[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var ps footprint.Projectors
+	defer ps.Close()
+	logPlacing := !r.placingLogged
+	r.placingLogged = true
+	return r.spool.eachProblem(func(t *Tile) error {
+		if t.Problem == nil {
+			return nil
+		}
+		p := *t.Problem
+		p.Path = DisplayName(t.Object.Key)
+		p.RawPath = escapedKey(t.Object.Key)
+		p.Detail = DisplayName(p.Detail) // errors quote the key
+		if r.scrub != nil {
+			p.Detail = r.scrub(p.Detail)
+		}
+		if t.placed != nil && p.Geometry == nil {
+			poly, err := ps.TilePolygon(*t.placed, r.footprint)
+			switch {
+			case err == nil:
+				p.Geometry = polygonGeometry(poly)
+			case logPlacing && r.log != nil:
+				r.log.Warn("placing a problem tile", "path", p.Path, "error", err)
+			}
+		}
+		return fn(&p)
+	})
+}
+
+// Scrub takes secrets out of the report's free text, now and as problems
+// are read back: a detail may quote the URL as a library saw it.
+func (r *Result) Scrub(scrub func(string) string) {
+	r.scrub = scrub
+	r.Report.Source = scrub(r.Report.Source)
+	for i := range r.Report.Problems {
+		r.Report.Problems[i].Detail = scrub(r.Report.Problems[i].Detail)
+	}
+	for i := range r.Report.Skipped {
+		r.Report.Skipped[i].Detail = scrub(r.Report.Skipped[i].Detail)
+	}
 }
 
 // EachTile calls fn on every tile, sorted by path, read back from disk.
@@ -285,14 +344,13 @@ func Scan(ctx context.Context, cfg Config) (*Result, error) {
 	forget(cfg.State, sp, log)
 	// A name the storage cannot address stays so on every scan: the tile's
 	// problem, not a storage failing.
-	unreachable := 0
-	for _, e := range sp.entries {
-		if e.flags()&flagTransient != 0 {
-			unreachable++
-		}
+	unreachable, err := sp.count(flagTransient)
+	if err != nil {
+		sp.close()
+		return nil, err
 	}
 	if unreachable > cfg.MaxUnreachable {
-		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, len(sp.entries))
+		return res, fmt.Errorf("%w: %d of %d tiles unreachable", ErrIncomplete, unreachable, sp.len())
 	}
 	return res, nil
 }
@@ -314,18 +372,15 @@ func scanInto(ctx context.Context, st storage.Storage, cfg Config, sp *spool, lo
 	if err := sp.finish(); err != nil {
 		return nil, err
 	}
-	log.Info("listed and read the storage", "objects", lst.listed, "tiles", len(sp.entries))
-	res := &Result{spool: sp, listing: lst, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink, source: cfg.Location, Outline: &Outline{}}
+	log.Info("listed and read the storage", "objects", lst.listed, "tiles", sp.len())
+	res := &Result{spool: sp, listing: lst, footprint: cfg.Footprint, allowShrink: cfg.AllowShrink, source: cfg.Location, Outline: &Outline{}, log: log}
 	for _, f := range cfg.Formats {
 		if f != vector.GeoJSON {
 			res.formats = append(res.formats, f)
 		}
 	}
-	if len(sp.entries) == 0 {
+	if sp.len() == 0 {
 		return res, nil
-	}
-	if err := placeProblems(sp, cfg.Footprint, log); err != nil {
-		return nil, err
 	}
 	if res.Outline, err = buildOutline(sp, cfg.Footprint, log); err != nil {
 		return nil, err

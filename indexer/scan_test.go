@@ -346,7 +346,7 @@ func TestRotatedTile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Report.Counts.Readable != 3 {
-		t.Fatalf("readable %d, want 3: %+v", res.Report.Counts.Readable, res.Report.Problems)
+		t.Fatalf("readable %d, want 3: %+v", res.Report.Counts.Readable, problemsOf(t, res))
 	}
 	mp := res.Outline.WGS84
 	if len(mp) != 1 {
@@ -396,7 +396,7 @@ func TestFailedScanKeepsPreviousOutputs(t *testing.T) {
 	if n := res.Report.ProblemsByReason[indexer.ReasonUnreachable]; n != 16 {
 		t.Errorf("%d unreachable, want 16", n)
 	}
-	if err := indexer.PublishFailed(out, &res.Report); err != nil {
+	if err := indexer.PublishFailed(out, res); err != nil {
 		t.Fatal(err)
 	}
 	after := snapshot(t, out)
@@ -543,6 +543,7 @@ func TestUnusableSidecar(t *testing.T) {
 		t.Fatalf("a sidecar out of the root failed the scan: %v", err)
 	}
 	r := res.Report
+	r.Problems = problemsOf(t, res)
 	if r.Counts.Objects != 3 || r.Counts.Readable != 1 || len(r.Problems) != 1 || r.Problems[0].Path != "avec.tif" || r.Problems[0].Reason != indexer.ReasonUnreachable {
 		t.Errorf("counts %+v, problems %+v: want avec.tif unreachable, sans.tif readable", r.Counts, r.Problems)
 	}
@@ -576,6 +577,7 @@ func TestMisplacedTile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := res.Report
+	r.Problems = problemsOf(t, res)
 	if r.Counts.Readable != 1 || len(r.Problems) != 1 || r.Problems[0].Path != "egaree.tif" || r.Problems[0].Reason != indexer.ReasonMisplaced || r.ProblemsByReason[indexer.ReasonMisplaced] != 1 {
 		t.Fatalf("counts %+v, problems %+v: want egaree.tif misplaced", r.Counts, r.Problems)
 	}
@@ -665,8 +667,8 @@ func TestReadsWhileListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer want.Close()
-	if res.Report.Counts != want.Report.Counts || !reflect.DeepEqual(res.Report.Problems, want.Report.Problems) {
-		t.Errorf("read while listing: %+v %+v\nafter a whole listing: %+v %+v", res.Report.Counts, res.Report.Problems, want.Report.Counts, want.Report.Problems)
+	if res.Report.Counts != want.Report.Counts || !reflect.DeepEqual(problemsOf(t, res), problemsOf(t, want)) {
+		t.Errorf("read while listing: %+v %+v\nafter a whole listing: %+v %+v", res.Report.Counts, problemsOf(t, res), want.Report.Counts, problemsOf(t, want))
 	}
 }
 
@@ -721,6 +723,7 @@ func TestNamesNotUTF8(t *testing.T) {
 		t.Errorf("chemins %q", chemins)
 	}
 	r := res.Report
+	r.Problems = problemsOf(t, res)
 	if len(r.Problems) != 1 || r.Problems[0].Path != "cassé.tif" || r.Problems[0].RawPath != "cass%E9.tif" {
 		t.Errorf("problems: %+v, want cassé.tif from the key cass%%E9.tif", r.Problems)
 	}
@@ -734,4 +737,17 @@ func TestNamesNotUTF8(t *testing.T) {
 	if len(r.Warnings) != 1 || r.Warnings[0].Kind != "duplicate" || !strings.Contains(r.Warnings[0].Detail, "réseau.tif") {
 		t.Errorf("warnings: %+v", r.Warnings)
 	}
+}
+
+// problemsOf reads a scan's problems back, as report.json lists them.
+func problemsOf(tb testing.TB, res *indexer.Result) []indexer.ProblemEntry {
+	tb.Helper()
+	out := []indexer.ProblemEntry{}
+	if err := res.EachProblem(func(p *indexer.ProblemEntry) error {
+		out = append(out, *p)
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }

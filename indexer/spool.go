@@ -2,49 +2,54 @@ package indexer
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/internal/extsort"
 	"github.com/openpcrs/pcrs-indexer/raster"
 	"github.com/openpcrs/pcrs-indexer/storage"
 )
 
 // spool keeps every tile's verdict on disk as soon as it is known, so that
 // a scan's memory does not grow with its tiles: a national run holds
-// millions. What stays in memory is one small entry per tile, its key and
-// where its record is; everything else (the header, its bands, the
-// problem's detail) is read back from the file when an output needs it.
+// millions. Its index (each tile's key, where its record is, its flags) is
+// sorted on disk too (extsort): memory holds one run of it at most. The
+// header, its bands, the problem's detail are read back from the records
+// when an output needs them.
 type spool struct {
-	mu      sync.Mutex
-	f       *os.File
-	w       *bufio.Writer
-	end     int64
-	entries []entry
-	keys    keyArena
-	err     error
+	mu     sync.Mutex
+	f      *os.File
+	w      *bufio.Writer
+	end    int64
+	sorter *extsort.Sorter
+	// index is the sorted index, once finished: a key spooled twice
+	// keeps its last verdict.
+	index *extsort.Sorted
+	err   error
 	// misplaced are the tiles the union set aside after they were spooled.
 	misplaced map[string]*ProblemEntry
-	// placed are the WGS84 outlines of problem tiles whose header placed
-	// them, drawn once the reads are done.
-	placed map[string]*geometry
+	// cursor walks the index for has, whose callers ask in key order.
+	cursor    *extsort.Iter
+	cursorOK  bool
+	cursorKey string
 }
 
-// entry is one spooled tile: its key and, packed in one word so that a
-// million entries cost 24 MB, where its record starts (offBits: a spool
-// of up to 64 GiB), its length (lenBits) and its flags.
-type entry struct {
-	key string
-	at  uint64
-}
+// entry is one spooled tile's place in the spool, packed in one word:
+// where its record starts (offBits: a spool of up to 64 GiB), its length
+// (lenBits) and its flags. An index record is the entry, then the key.
+type entry uint64
+
+// indexBudget is the index bytes sorted in memory before a run goes to
+// disk: about 80,000 tiles.
+const indexBudget = 4 << 20
 
 const (
 	flagBits = 4
@@ -53,14 +58,33 @@ const (
 	maxSpool = 1 << offBits
 )
 
-func packEntry(off int64, n int, flags uint8) uint64 {
-	return uint64(off)<<(lenBits+flagBits) | uint64(n)<<flagBits | uint64(flags)
+func packEntry(off int64, n int, flags uint8) entry {
+	return entry(uint64(off)<<(lenBits+flagBits) | uint64(n)<<flagBits | uint64(flags))
 }
 
-func (e entry) off() int64     { return int64(e.at >> (lenBits + flagBits)) }
-func (e entry) n() int         { return int(e.at >> flagBits & (1<<lenBits - 1)) }
-func (e entry) flags() uint8   { return uint8(e.at & (1<<flagBits - 1)) }
-func (e *entry) clear(f uint8) { e.at &^= uint64(f) }
+func (e entry) off() int64            { return int64(e >> (lenBits + flagBits)) }
+func (e entry) n() int                { return int(e >> flagBits & (1<<lenBits - 1)) }
+func (e entry) flags() uint8          { return uint8(e & (1<<flagBits - 1)) }
+func (e entry) without(f uint8) entry { return e &^ entry(f) }
+
+// indexRecord is the index's record of key at e; indexKey and indexEntry
+// read it back.
+func indexRecord(buf []byte, key string, e entry) []byte {
+	return append(binary.BigEndian.AppendUint64(buf[:0], uint64(e)), key...)
+}
+
+func indexKey(rec []byte) []byte  { return rec[8:] }
+func indexEntry(rec []byte) entry { return entry(binary.BigEndian.Uint64(rec)) }
+
+// indexOrder sorts the index by key, a key's last record kept; budget is
+// the index bytes held before a run goes to disk.
+func indexOrder(budget int) extsort.Options {
+	return extsort.Options{
+		Compare: func(a, b []byte) int { return bytes.Compare(indexKey(a), indexKey(b)) },
+		Same:    func(a, b []byte) bool { return bytes.Equal(indexKey(a), indexKey(b)) },
+		Budget:  budget,
+	}
+}
 
 const (
 	flagReadable uint8 = 1 << iota
@@ -102,7 +126,8 @@ func newSpool() (*spool, error) {
 		f.Close()
 		return nil, fmt.Errorf("creating the scan's spool: %w", err)
 	}
-	s := &spool{f: f, w: bufio.NewWriterSize(f, 1<<20), misplaced: map[string]*ProblemEntry{}, placed: map[string]*geometry{}}
+	s := &spool{f: f, w: bufio.NewWriterSize(f, 1<<20), sorter: extsort.New(indexOrder(indexBudget)),
+		misplaced: map[string]*ProblemEntry{}}
 	// A Result dropped without Close must not keep a descriptor open.
 	runtime.AddCleanup(s, func(f *os.File) { f.Close() }, f)
 	return s, nil
@@ -140,13 +165,16 @@ func (s *spool) add(t *Tile) error {
 		s.err = fmt.Errorf("spooling %s: the scan's spool would pass %d GiB", t.Object.Key, maxSpool>>30)
 		return s.err
 	}
-	e := entry{key: s.keys.add(t.Object.Key), at: packEntry(s.end, len(b), flags)}
 	if _, err := s.w.Write(b); err != nil {
 		s.err = fmt.Errorf("writing the scan's spool: %w", err)
 		return s.err
 	}
+	// b is free again: the index record reuses it.
+	if err := s.sorter.Add(indexRecord(b, t.Object.Key, packEntry(s.end, len(b), flags))); err != nil {
+		s.err = fmt.Errorf("spooling %s: %w", t.Object.Key, err)
+		return s.err
+	}
 	s.end += int64(len(b))
-	s.entries = append(s.entries, e)
 	return nil
 }
 
@@ -161,74 +189,54 @@ func (s *spool) finish() error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("writing the scan's spool: %w", err)
 	}
-	sort.SliceStable(s.entries, func(i, j int) bool { return s.entries[i].key < s.entries[j].key })
-	out := s.entries[:0]
-	for i, e := range s.entries {
-		if i+1 < len(s.entries) && s.entries[i+1].key == e.key {
-			continue
-		}
-		out = append(out, e)
+	index, err := s.sorter.Sort()
+	if err != nil {
+		return fmt.Errorf("sorting the scan's spool: %w", err)
 	}
-	clear(s.entries[len(out):])
-	s.entries = out
+	s.index, s.sorter = index, nil
 	return nil
 }
 
-// keyArena holds the spooled keys back to back in large chunks: a million
-// keys cost one allocation per chunk instead of one each, and no size
-// class rounds a 33-byte key up to 48. A chunk's bytes are never written
-// again once a key is in them, which is what makes the strings that view
-// them immutable.
-type keyArena struct{ chunk []byte }
+// len is how many tiles were spooled (after finish).
+func (s *spool) len() int { return s.index.Len() }
 
-const (
-	keyChunk = 256 << 10
-	// longKey: a key this long gets its own allocation rather than a
-	// chunk mostly left empty.
-	longKey = keyChunk / 16
-)
-
-func (a *keyArena) add(key string) string {
-	if key == "" || len(key) >= longKey {
-		return strings.Clone(key)
-	}
-	if len(key) > cap(a.chunk)-len(a.chunk) {
-		a.chunk = make([]byte, 0, keyChunk)
-	}
-	start := len(a.chunk)
-	a.chunk = append(a.chunk, key...)
-	return unsafe.String(&a.chunk[start], len(key))
+// walk calls fn on every entry in key order, with the union's verdict:
+// a tile it set aside is no longer readable. key is valid until fn
+// returns.
+func (s *spool) walk(fn func(key []byte, e entry) error) error {
+	return s.index.Each(func(rec []byte) error {
+		key, e := indexKey(rec), indexEntry(rec)
+		if _, ok := s.misplaced[string(key)]; ok {
+			e = e.without(flagReadable | flagReused)
+		}
+		return fn(key, e)
+	})
 }
 
-// tile reads entry i back. The union's verdict overrides the reader's.
-func (s *spool) tile(i int, buf *[]byte) (Tile, error) {
-	e := s.entries[i]
+// tile reads key's record back. The union's verdict overrides the
+// reader's.
+func (s *spool) tile(key string, e entry, buf *[]byte) (Tile, error) {
 	if cap(*buf) < e.n() {
 		*buf = make([]byte, e.n())
 	}
 	b := (*buf)[:e.n()]
 	if _, err := s.f.ReadAt(b, e.off()); err != nil {
-		return Tile{}, fmt.Errorf("reading back %s from the scan's spool: %w", e.key, err)
+		return Tile{}, fmt.Errorf("reading back %s from the scan's spool: %w", key, err)
 	}
 	var r spooled
 	if err := json.Unmarshal(b, &r); err != nil {
-		return Tile{}, fmt.Errorf("reading back %s from the scan's spool: %w", e.key, err)
+		return Tile{}, fmt.Errorf("reading back %s from the scan's spool: %w", key, err)
 	}
-	// The entry's key, not the record's copy: callers keeping keys keep
-	// no second copy of each.
-	t := Tile{Object: storage.Object{Key: e.key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime},
+	// The index's key, not the record's copy: JSON turned a name's
+	// invalid UTF-8 into U+FFFD there.
+	t := Tile{Object: storage.Object{Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime},
 		Header: r.Header, Problem: r.Problem, Reused: r.Reused, placed: r.Placed, permanent: r.Permanent}
 	if r.Header != nil {
 		t.Polygon = placement(r.Header)
 	}
-	// Looked up under the entry's key: the record's went through JSON,
-	// which turns a name's invalid UTF-8 into U+FFFD.
-	if p, ok := s.misplaced[e.key]; ok {
+	if p, ok := s.misplaced[key]; ok {
 		t.Header, t.Polygon, t.Reused = nil, footprint.Tile{}, false
 		t.Problem = p
-	}
-	if g, ok := s.placed[e.key]; ok && t.Problem != nil {
-		t.Problem.Geometry = g
 	}
 	return t, nil
 }
@@ -236,69 +244,89 @@ func (s *spool) tile(i int, buf *[]byte) (Tile, error) {
 // each calls fn on every tile in key order; only the entries flagged
 // (any of want, or all when want is 0) are read back.
 func (s *spool) each(want uint8, fn func(t *Tile) error) error {
+	return s.eachWhere(func(flags uint8) bool { return want == 0 || flags&want != 0 }, fn)
+}
+
+// eachProblem calls fn on every problem tile in key order: readable ones
+// are not even read back.
+func (s *spool) eachProblem(fn func(t *Tile) error) error {
+	return s.eachWhere(func(flags uint8) bool { return flags&flagReadable == 0 }, fn)
+}
+
+func (s *spool) eachWhere(keep func(flags uint8) bool, fn func(t *Tile) error) error {
 	var buf []byte
-	for i, e := range s.entries {
-		if want != 0 && e.flags()&want == 0 {
-			continue
+	return s.walk(func(key []byte, e entry) error {
+		if !keep(e.flags()) {
+			return nil
 		}
-		t, err := s.tile(i, &buf)
+		t, err := s.tile(string(key), e, &buf)
 		if err != nil {
 			return err
 		}
-		if err := fn(&t); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(&t)
+	})
 }
 
-// count is how many entries carry any of the flags: slices sized once
-// never double past what a million tiles need.
-func (s *spool) count(flags uint8) int {
+// count is how many entries carry any of the flags.
+func (s *spool) count(flags uint8) (int, error) {
 	n := 0
-	for _, e := range s.entries {
+	err := s.walk(func(_ []byte, e entry) error {
 		if e.flags()&flags != 0 {
 			n++
 		}
-	}
-	return n
+		return nil
+	})
+	return n, err
 }
 
 // keysAt names the rejected tiles, each Index counting only the entries
 // flagged want, as each does when it reads them: one pass, for the
 // rejects come by increasing Index.
-func (s *spool) keysAt(want uint8, rejected []footprint.Rejected) []string {
+func (s *spool) keysAt(want uint8, rejected []footprint.Rejected) ([]string, error) {
 	keys := make([]string, 0, len(rejected))
 	k := 0
-	for _, e := range s.entries {
+	errDone := errors.New("done")
+	err := s.walk(func(key []byte, e entry) error {
 		if len(keys) == len(rejected) {
-			break
+			return errDone
 		}
 		if e.flags()&want == 0 {
-			continue
+			return nil
 		}
 		for len(keys) < len(rejected) && rejected[len(keys)].Index == k {
-			keys = append(keys, e.key)
+			keys = append(keys, string(key))
 		}
 		k++
+		return nil
+	})
+	if err != nil && err != errDone {
+		return nil, err
 	}
-	return keys
+	return keys, nil
 }
 
-// has says whether key was spooled (after finish).
+// has says whether key was spooled (after finish). Its caller, the
+// state's Prune, asks in key order: one forward walk of the index answers
+// them all. A key asked out of order starts the walk again. When the index
+// cannot be read, has says yes: a record kept too long costs one read,
+// one forgotten costs the verdict.
 func (s *spool) has(key string) bool {
-	i := sort.Search(len(s.entries), func(i int) bool { return s.entries[i].key >= key })
-	return i < len(s.entries) && s.entries[i].key == key
+	if s.cursor == nil || key < s.cursorKey {
+		s.cursor = s.index.Iter()
+		s.cursorOK = s.cursor.Next()
+	}
+	s.cursorKey = key
+	for s.cursorOK && string(indexKey(s.cursor.Record())) < key {
+		s.cursorOK = s.cursor.Next()
+	}
+	if s.cursor.Err() != nil {
+		return true
+	}
+	return s.cursorOK && string(indexKey(s.cursor.Record())) == key
 }
 
 // setAside records the union's verdict on a readable tile.
-func (s *spool) setAside(key string, p *ProblemEntry) {
-	s.misplaced[key] = p
-	i := sort.Search(len(s.entries), func(i int) bool { return s.entries[i].key >= key })
-	if i < len(s.entries) && s.entries[i].key == key {
-		s.entries[i].clear(flagReadable | flagReused)
-	}
-}
+func (s *spool) setAside(key string, p *ProblemEntry) { s.misplaced[key] = p }
 
 func (s *spool) close() error {
 	if s == nil {
@@ -312,7 +340,10 @@ func (s *spool) close() error {
 	err := s.f.Close()
 	s.f = nil
 	if errors.Is(err, os.ErrClosed) {
-		return nil
+		err = nil
 	}
-	return err
+	if s.sorter != nil {
+		s.sorter.Close()
+	}
+	return errors.Join(err, s.index.Close())
 }

@@ -2,15 +2,16 @@ package indexer
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/internal/extsort"
 	"github.com/openpcrs/pcrs-indexer/quality"
 	"github.com/openpcrs/pcrs-indexer/raster"
 	"github.com/openpcrs/pcrs-indexer/storage"
@@ -40,26 +41,76 @@ func TestSpoolEntries(t *testing.T) {
 	sp := spoolOf(t, tiles...)
 	var keys []string
 	var buf []byte
-	for i, e := range sp.entries {
-		keys = append(keys, e.key)
-		tile, err := sp.tile(i, &buf)
+	var sizeOfB int64
+	if err := sp.walk(func(key []byte, e entry) error {
+		keys = append(keys, string(key))
+		tile, err := sp.tile(string(key), e, &buf)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if tile.Object.Key != e.key || (tile.Header != nil) != (e.flags()&flagReadable != 0) {
-			t.Errorf("entry %q (flags %b) read back as %q, header %v", e.key, e.flags(), tile.Object.Key, tile.Header != nil)
+		if tile.Object.Key != string(key) || (tile.Header != nil) != (e.flags()&flagReadable != 0) {
+			t.Errorf("entry %q (flags %b) read back as %q, header %v", key, e.flags(), tile.Object.Key, tile.Header != nil)
 		}
+		if string(key) == "b.tif" {
+			sizeOfB = tile.Object.Size
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
-	if want := []string{"a.tif", "b.tif", "c.tif", long, "e.tif", "f.tif"}; !slices.Equal(keys, want) {
-		t.Fatalf("entries %q, want %q", keys, want)
+	if want := []string{"a.tif", "b.tif", "c.tif", long, "e.tif", "f.tif"}; !slices.Equal(keys, want) || sp.len() != len(want) {
+		t.Fatalf("entries %q (len %d), want %q", keys, sp.len(), want)
 	}
-	if tile, _ := sp.tile(1, &buf); tile.Object.Size != 1006 {
-		t.Errorf("b.tif spooled twice reads back %d bytes, want the last verdict's 1006", tile.Object.Size)
+	if sizeOfB != 1006 {
+		t.Errorf("b.tif spooled twice reads back %d bytes, want the last verdict's 1006", sizeOfB)
 	}
 	// Readable in order: b, c, long, f. Reject the 2nd and the 4th.
 	rejected := []footprint.Rejected{{Index: 1, Err: errors.New("x")}, {Index: 3, Err: errors.New("y")}}
-	if got := sp.keysAt(flagReadable, rejected); !slices.Equal(got, []string{"c.tif", "f.tif"}) {
-		t.Errorf("keysAt = %q, want c.tif and f.tif", got)
+	if got, err := sp.keysAt(flagReadable, rejected); err != nil || !slices.Equal(got, []string{"c.tif", "f.tif"}) {
+		t.Errorf("keysAt = %q, %v, want c.tif and f.tif", got, err)
+	}
+	// has, asked in key order as Prune asks, then out of order.
+	for _, c := range []struct {
+		key  string
+		want bool
+	}{{"", false}, {"a.tif", true}, {"aa.tif", false}, {"b.tif", true}, {"f.tif", true}, {"g.tif", false}, {"c.tif", true}, {"d.tif", false}, {long, true}} {
+		if got := sp.has(c.key); got != c.want {
+			t.Errorf("has(%.20q) = %v, want %v", c.key, got, c.want)
+		}
+	}
+}
+
+// TestSpoolManyRuns: many more tiles than one run of the index holds
+// (here 1 KiB, some 40 tiles), spooled in reverse order and one of them
+// twice, come back in key order, each with its last record.
+func TestSpoolManyRuns(t *testing.T) {
+	sp := openSpool(t)
+	sp.sorter = extsort.New(indexOrder(1 << 10))
+	const n = 5000
+	if err := sp.add(&Tile{Object: storage.Object{Key: "dalles/0000007.tif", Size: -1}, Problem: &ProblemEntry{Reason: ReasonCorrupt}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := n - 1; i >= 0; i-- {
+		tile := &Tile{Object: storage.Object{Key: fmt.Sprintf("dalles/%07d.tif", i), Size: int64(i)}, Problem: &ProblemEntry{Reason: ReasonCorrupt}}
+		if err := sp.add(tile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.finish(); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	if err := sp.each(0, func(tile *Tile) error {
+		if want := fmt.Sprintf("dalles/%07d.tif", i); tile.Object.Key != want || tile.Object.Size != int64(i) {
+			return fmt.Errorf("tile %d is %s of %d bytes, want %s", i, tile.Object.Key, tile.Object.Size, want)
+		}
+		i++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if i != n || sp.len() != n {
+		t.Fatalf("%d tiles read back (len %d), want %d", i, sp.len(), n)
 	}
 }
 
@@ -71,11 +122,11 @@ func TestEntryPacking(t *testing.T) {
 		n     int
 		flags uint8
 	}{{0, 0, 0}, {maxSpool - 1, maxRecord, flagReadable | flagReused | flagTransient | flagPlaced}, {12345, 678, flagPlaced}, {maxSpool - 1, 0, 0}, {0, maxRecord, 0}} {
-		e := entry{at: packEntry(c.off, c.n, c.flags)}
+		e := packEntry(c.off, c.n, c.flags)
 		if e.off() != c.off || e.n() != c.n || e.flags() != c.flags {
 			t.Errorf("packed %d, %d, %b: read %d, %d, %b", c.off, c.n, c.flags, e.off(), e.n(), e.flags())
 		}
-		e.clear(flagReadable)
+		e = e.without(flagReadable)
 		if e.off() != c.off || e.n() != c.n || e.flags() != c.flags&^flagReadable {
 			t.Errorf("clearing a flag of %d, %d, %b changed it to %d, %d, %b", c.off, c.n, c.flags, e.off(), e.n(), e.flags())
 		}
@@ -128,31 +179,24 @@ func TestSetAsideUnderAnyName(t *testing.T) {
 	key := "dalles/bad\xff.tif"
 	sp := spoolOf(t, &Tile{Object: storage.Object{Key: key}, Header: &raster.Header{MimeType: "image/tiff", Width: 200, Height: 200}})
 	sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: "outside its CRS"})
-	var buf []byte
-	tile, err := sp.tile(0, &buf)
-	if err != nil {
-		t.Fatal(err)
+	var got []*Tile
+	if err := sp.each(0, func(tile *Tile) error {
+		got = append(got, tile)
+		return nil
+	}); err != nil || len(got) != 1 {
+		t.Fatalf("%d tiles read back: %v", len(got), err)
 	}
-	if tile.Header != nil || tile.Problem == nil || tile.Problem.Reason != ReasonMisplaced {
+	if n, err := sp.count(flagReadable); n != 0 || err != nil {
+		t.Errorf("%d readable after the union set the only tile aside (%v)", n, err)
+	}
+	if tile := got[0]; tile.Header != nil || tile.Problem == nil || tile.Problem.Reason != ReasonMisplaced {
 		t.Errorf("%q set aside reads back with header %v, problem %+v", key, tile.Header != nil, tile.Problem)
 	}
 }
 
-// TestReportKeepsNoChunk: a report outlives its scan (the service keeps
-// the last one); its paths are copies, not views of the spool's 256 KiB
-// chunks of keys, which would keep them all alive.
-func TestReportKeepsNoChunk(t *testing.T) {
-	sp := spoolOf(t, &Tile{Object: storage.Object{Key: "casse.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}})
-	r, _, err := buildReport("x", time.Time{}, time.Time{}, listing{}, sp, &storage.Counter{}, &Outline{})
-	if err != nil || len(r.Problems) != 1 || r.Problems[0].Path != "casse.tif" {
-		t.Fatalf("report %+v, %v", r.Problems, err)
-	}
-	if unsafe.StringData(r.Problems[0].Path) == unsafe.StringData(sp.entries[0].key) {
-		t.Error("the report's path views the spool's chunk of keys")
-	}
-}
-
-// TestWarningsKeepNoChunk: the same for the warnings, here a duplicate.
+// TestWarningsKeepNoChunk: a report outlives its scan (the service keeps
+// the last one); the warnings' paths are copies, not views of the check's
+// 256 KiB chunks of paths, which would keep them all alive.
 func TestWarningsKeepNoChunk(t *testing.T) {
 	var tiles []*Tile
 	for _, key := range []string{"a/t.tif", "b/t.tif"} {
@@ -160,24 +204,25 @@ func TestWarningsKeepNoChunk(t *testing.T) {
 		tiles = append(tiles, &Tile{Object: storage.Object{Key: key, Size: 1000}, Header: h})
 	}
 	sp := spoolOf(t, tiles...)
-	warnings, _, err := checkQuality(sp, nil, footprint.Options{}, slog.New(slog.DiscardHandler))
+	qt, err := qualityTiles(sp)
 	if err != nil {
 		t.Fatal(err)
 	}
+	res := quality.Check(qt, quality.Options{})
 	found := false
-	for _, w := range warnings {
+	for _, w := range warningEntries(res.Warnings, footprint.Options{}, slog.New(slog.DiscardHandler)) {
 		if w.Kind != quality.Duplicate {
 			continue
 		}
 		found = true
-		for _, e := range sp.entries {
-			if unsafe.StringData(w.Path) == unsafe.StringData(e.key) || unsafe.StringData(w.Other) == unsafe.StringData(e.key) {
-				t.Errorf("the warning %s %s / %s views the spool's chunk of keys", w.Kind, w.Path, w.Other)
+		for _, tile := range qt {
+			if unsafe.StringData(w.Path) == unsafe.StringData(tile.Path) || unsafe.StringData(w.Other) == unsafe.StringData(tile.Path) {
+				t.Errorf("the warning %s %s / %s views the check's chunk of paths", w.Kind, w.Path, w.Other)
 			}
 		}
 	}
 	if !found {
-		t.Fatalf("no duplicate among %+v", warnings)
+		t.Fatalf("no duplicate among %+v", res.Warnings)
 	}
 }
 

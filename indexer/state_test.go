@@ -55,8 +55,8 @@ func TestIncrementalRescan(t *testing.T) {
 	if again.Report.Counts.Reused != 12 || again.Report.IO.Requests != 3 {
 		t.Errorf("unchanged rescan: reused %d (want 12), %d requests (want the 3 listings only)", again.Report.Counts.Reused, again.Report.IO.Requests)
 	}
-	if again.Report.Counts != (indexer.Counts{Objects: 18, Tiles: 17, Readable: 12, Reused: 12, Problems: 5}) || len(again.Report.Problems) != 5 {
-		t.Errorf("unchanged rescan counts %+v, problems %d", again.Report.Counts, len(again.Report.Problems))
+	if again.Report.Counts != (indexer.Counts{Objects: 18, Tiles: 17, Readable: 12, Reused: 12, Problems: 5}) || len(problemsOf(t, again)) != 5 {
+		t.Errorf("unchanged rescan counts %+v, problems %d", again.Report.Counts, len(problemsOf(t, again)))
 	}
 
 	// One tile rewritten (new size and time), one deleted, one added.
@@ -93,7 +93,7 @@ func TestProblemKeepsItsPlace(t *testing.T) {
 	scan := func() *indexer.Result { return scanWithState(t, dir, ns) }
 	placed := func(res *indexer.Result, path string) string {
 		t.Helper()
-		for _, p := range res.Report.Problems {
+		for _, p := range problemsOf(t, res) {
 			if p.Path == path {
 				if p.Geometry == nil {
 					t.Fatalf("%s: problem %q not placed", path, p.Reason)

@@ -61,3 +61,54 @@ func TestLastProblemHoldsNoSecret(t *testing.T) {
 		t.Error("a password is in clear in the state file")
 	}
 }
+
+// TestReportHoldsNoSecret: a tile whose server echoes the password in its
+// status line becomes a problem quoting it; no file the scan writes (the
+// report, the problems layer) holds the password.
+func TestReportHoldsNoSecret(t *testing.T) {
+	const pw = "secret-echo-4b7d"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".tif") {
+			_, got, _ := r.BasicAuth()
+			c, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(buf, "HTTP/1.1 404 nothing for %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", got)
+			buf.Flush()
+			c.Close()
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<html><head><title>Index of /tiles/</title></head><body><a href="../">../</a><a href="a.tif">a.tif</a></body></html>`)
+	}))
+	defer srv.Close()
+	data := t.TempDir()
+	s, api, _ := newService(t, Config{DataDir: data, AdminToken: adminToken, AllowPrivateNetworks: true, SecretKey: testKey})
+	watch := watchScans(s)
+	id := register(t, api.URL, fmt.Sprintf(`{"url": %q, "credentials": {"password": %q}}`, srv.URL+"/tiles/", pw))
+	watch.await(t, id, 1)
+	files, err := os.ReadDir(s.outDir(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := 0
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(s.outDir(id), f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(pw)) {
+			t.Errorf("%s holds the password", f.Name())
+		}
+		if strings.HasPrefix(f.Name(), "report") {
+			reports++
+			if !bytes.Contains(b, []byte("nothing for")) {
+				t.Errorf("%s does not quote the server's answer: %s", f.Name(), b)
+			}
+		}
+	}
+	if reports == 0 {
+		t.Fatalf("the scan wrote no report: %v", files)
+	}
+}

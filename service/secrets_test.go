@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/openpcrs/pcrs-indexer/indexer"
 	"log/slog"
 	"net/http"
 	"os"
@@ -188,29 +187,5 @@ func TestLoadSecretKey(t *testing.T) {
 	t.Setenv(SecretKeyEnv, base64.StdEncoding.EncodeToString(testKey[:16]))
 	if _, err := LoadSecretKey(""); err == nil {
 		t.Error("a 16-byte key was accepted")
-	}
-}
-
-// TestScrubReport: secrets leave a published report's values, never its
-// keys, and a clean report is left as written.
-func TestScrubReport(t *testing.T) {
-	report := indexer.Report{Source: "https://h/x/?apikey=REDACTED", Counts: indexer.Counts{Readable: 9},
-		Problems: []indexer.ProblemEntry{{Path: "dalles/a.tif", Reason: indexer.ReasonCorrupt, Detail: "GET \"https://h/x/dalles/a.tif?apikey=k3y-a1\": 403 (reason)"}},
-		Skipped:  []indexer.SkippedEntry{{Path: "dalles/b.pdf", Detail: "sizing: HEAD https://h/x/dalles/b.pdf?apikey=k3y-a1: 404"}}}
-	scrub := scrubber(Record{URL: "https://h/x/?apikey=k3y-a1", Credentials: Credentials{Password: "reason"}})
-	scrubReport(&report, scrub)
-	if d := report.Problems[0].Detail; strings.Contains(d, "k3y-a1") || strings.Contains(d, "reason") || !strings.Contains(d, "403") {
-		t.Errorf("detail: %s", d)
-	}
-	if d := report.Skipped[0].Detail; strings.Contains(d, "k3y-a1") || !strings.Contains(d, "404") {
-		t.Errorf("skipped detail: %s", d)
-	}
-	if report.Counts.Readable != 9 || report.Problems[0].Path != "dalles/a.tif" || report.Problems[0].Reason != indexer.ReasonCorrupt {
-		t.Errorf("values changed beyond the secrets: %+v", report)
-	}
-	clean := indexer.Report{Source: "https://h/x/", Problems: []indexer.ProblemEntry{{Path: "a.tif", Detail: "nothing secret"}}}
-	scrubReport(&clean, scrub)
-	if clean.Source != "https://h/x/" || clean.Problems[0].Detail != "nothing secret" {
-		t.Errorf("a clean report was changed: %+v", clean)
 	}
 }

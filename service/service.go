@@ -504,10 +504,12 @@ func (s *Service) scanOnce(ctx context.Context, r Record, p *progress, log *slog
 		p.setCounts(res.Report.Counts)
 	}
 	if res != nil {
-		scrubReport(&res.Report, scrubber(r))
+		// Before anything is written: no report on disk (published,
+		// failed or refused as shrunk) ever holds a storage's secret.
+		res.Scrub(scrubber(r))
 	}
 	if errors.Is(err, indexer.ErrIncomplete) {
-		if perr := indexer.PublishFailed(s.outDir(r.ID), &res.Report); perr != nil {
+		if perr := indexer.PublishFailed(s.outDir(r.ID), res); perr != nil {
 			log.Error("writing the failed report", "error", perr)
 		}
 		return nil, err
@@ -552,20 +554,6 @@ func (s *Service) ownState(r Record, log *slog.Logger) error {
 	}
 	cur.StateOf = want
 	return s.put(cur)
-}
-
-// scrubReport removes a storage's secrets from a report's free text
-// before it is written, so that no report on disk (published, failed or
-// refused as shrunk) ever holds one: a problem's detail may quote the URL
-// as a library saw it. Every free-text field of indexer.Report is here.
-func scrubReport(r *indexer.Report, scrub func(string) string) {
-	r.Source = scrub(r.Source)
-	for i := range r.Problems {
-		r.Problems[i].Detail = scrub(r.Problems[i].Detail)
-	}
-	for i := range r.Skipped {
-		r.Skipped[i].Detail = scrub(r.Skipped[i].Detail)
-	}
 }
 
 // options are what a backend needs for r: the dial-time guard, and

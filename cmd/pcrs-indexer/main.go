@@ -294,12 +294,21 @@ func printSummary(w io.Writer, res *indexer.Result, out string, published bool) 
 	sort.Strings(reasons)
 	if len(reasons) > 0 {
 		fmt.Fprintf(w, "  problems by reason: %s\n", strings.Join(reasons, ", "))
-		for i, p := range r.Problems {
-			if i == 10 {
-				fmt.Fprintf(w, "    … and %d more in the report\n", len(r.Problems)-10)
-				break
+		shown := 0
+		errShown := errors.New("shown")
+		err := res.EachProblem(func(p *indexer.ProblemEntry) error {
+			if shown == 10 {
+				return errShown
 			}
+			shown++
 			fmt.Fprintf(w, "    %s: %s (%s)\n", p.Path, p.Reason, p.Detail)
+			return nil
+		})
+		switch {
+		case errors.Is(err, errShown):
+			fmt.Fprintf(w, "    … and %d more in the report\n", r.Counts.Problems-shown)
+		case err != nil:
+			fmt.Fprintf(w, "    (the problems could not be read back: %v)\n", err)
 		}
 	}
 	printWarnings(w, r)

@@ -314,7 +314,7 @@ func (j *job) run(ctx context.Context) int {
 		// beside the outputs it leaves in place (Publish wrote it already
 		// when it refused a shrunken scan).
 		if !errors.Is(err, indexer.ErrShrunk) {
-			if perr := indexer.PublishFailed(j.out, &res.Report); perr != nil {
+			if perr := indexer.PublishFailed(j.out, res); perr != nil {
 				log.Error("writing the failed report", "error", perr)
 			}
 		}
