@@ -4,12 +4,36 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
 
 // Vsftpd serves root to anonymous users, passive mode on loopback.
 func Vsftpd(t testing.TB, root string) string {
+	t.Helper()
+	return vsftpd(t, root)
+}
+
+// VsftpdTLS is Vsftpd with explicit TLS (AUTH TLS) forced on login and on
+// every data connection, with the certificate and key in PEM files. A
+// data connection must resume the control connection's TLS session, as
+// vsftpd requires by default (require_ssl_reuse). It returns an ftps://
+// URL.
+func VsftpdTLS(t testing.TB, root, certFile, keyFile string) string {
+	t.Helper()
+	u := vsftpd(t, root,
+		"ssl_enable=YES",
+		"allow_anon_ssl=YES",
+		"force_anon_logins_ssl=YES",
+		"force_anon_data_ssl=YES",
+		"rsa_cert_file="+certFile,
+		"rsa_private_key_file="+keyFile,
+	)
+	return "ftps" + strings.TrimPrefix(u, "ftp")
+}
+
+func vsftpd(t testing.TB, root string, extra ...string) string {
 	t.Helper()
 	bin := Binary(t, "vsftpd", "/usr/sbin/vsftpd")
 	if err := os.MkdirAll("/var/run/vsftpd/empty", 0o755); err != nil {
@@ -39,7 +63,7 @@ func Vsftpd(t testing.TB, root string) string {
 		"use_localtime=NO",
 		"max_clients=200",
 		"max_per_ip=200",
-	))
+	)+lines(extra...))
 	OpenUp(t, root)
 	Start(t, port, bin, conf)
 	return fmt.Sprintf("ftp://127.0.0.1:%d/", port)

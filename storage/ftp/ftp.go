@@ -4,8 +4,10 @@
 package ftp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jlaffaye/ftp"
@@ -42,25 +45,31 @@ type Storage struct {
 // closed to abort that request.
 type conn struct {
 	c   *ftp.ServerConn
-	raw net.Conn
+	raw *deadlineConn
+	tls *tls.Config // FTPS: the control connection's, its session cache its own
 
 	mu   sync.Mutex
 	ctx  context.Context
+	list *listBound // the request's, when it is a listing
 	data net.Conn
 }
 
-// begin makes ctx the request in flight.
-func (c *conn) begin(ctx context.Context) {
+// begin makes ctx the request in flight; list bounds its data connection
+// when it is a listing.
+func (c *conn) begin(ctx context.Context, list *listBound) {
+	deadline, _ := ctx.Deadline()
+	c.raw.bound(deadline)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ctx, c.data = ctx, nil
+	c.ctx, c.list, c.data = ctx, list, nil
 }
 
 // end forgets the request in flight.
 func (c *conn) end() {
+	c.raw.bound(time.Time{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ctx, c.data = nil, nil
+	c.ctx, c.list, c.data = nil, nil, nil
 }
 
 // abort closes the connections of the request in flight.
@@ -77,10 +86,12 @@ func (c *conn) abort() {
 
 // dialData opens a data connection. The address is the control
 // connection's (the library does not trust PASV addresses), and goes
-// through the guard all the same.
+// through the guard all the same. With FTPS the library leaves a dialled
+// data connection as it is, though it asked the server for TLS on it
+// (PROT P): the TLS is ours to add.
 func (c *conn) dialData(s *Storage, network, addr string) (net.Conn, error) {
 	c.mu.Lock()
-	ctx := c.ctx
+	ctx, list := c.ctx, c.list
 	c.mu.Unlock()
 	if ctx == nil {
 		return nil, errors.New("data connection outside a request")
@@ -97,13 +108,181 @@ func (c *conn) dialData(s *Storage, network, addr string) (net.Conn, error) {
 		d.Close()
 		return nil, context.Canceled
 	}
-	c.data = d
-	return d, nil
+	dc := &deadlineConn{Conn: d}
+	deadline, _ := ctx.Deadline()
+	dc.bound(deadline)
+	// abort closes the socket itself: closing TLS would first send an
+	// alert, a write that may wait.
+	c.data = dc
+	var data net.Conn = dc
+	if c.tls != nil {
+		data = &tlsData{Conn: tls.Client(dc, c.tls), ctx: ctx}
+	}
+	if list != nil {
+		// Above TLS: the bound counts the listing, not its records.
+		data = &listConn{Conn: data, b: list, control: c.raw}
+	}
+	return data, nil
+}
+
+// tlsData is an FTPS data connection. Its handshake cannot happen at the
+// dial: the server starts it once it has the command, which the library
+// sends after dialling. It comes with the first read or write, bounded
+// then as a connection's handshake is. Its reads and writes on the socket
+// are the deadlineConn's, under the request's deadline.
+type tlsData struct {
+	*tls.Conn
+	ctx    context.Context
+	shaken atomic.Bool
+}
+
+func (t *tlsData) handshake() error {
+	if t.shaken.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
+	defer cancel()
+	if err := t.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("TLS on the data connection: %w", err)
+	}
+	t.shaken.Store(true)
+	return nil
+}
+
+func (t *tlsData) Read(p []byte) (int, error) {
+	if err := t.handshake(); err != nil {
+		return 0, err
+	}
+	return t.Conn.Read(p)
+}
+
+func (t *tlsData) Write(p []byte) (int, error) {
+	if err := t.handshake(); err != nil {
+		return 0, err
+	}
+	return t.Conn.Write(p)
+}
+
+// deadlineConn puts every read and write under a fresh deadline: the
+// earliest of the request's, the stall timeout from now, and the one the
+// library sets while it awaits the end of a transfer. The library never
+// clears its deadline: applied to the connection itself, it would fail the
+// first command of the next request once the connection sat in the pool
+// that long. Held here instead, it ends with the request that set it.
+type deadlineConn struct {
+	net.Conn
+
+	mu      sync.Mutex
+	request time.Time // zero: none but the stall timeout
+	lib     time.Time
+}
+
+// bound starts a request that must end by deadline (zero: no deadline).
+func (c *deadlineConn) bound(deadline time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.request, c.lib = deadline, time.Time{}
+}
+
+// arm sets the deadline of the next read or write.
+func (c *deadlineConn) arm() error {
+	c.mu.Lock()
+	d := time.Now().Add(stallTimeout)
+	for _, t := range []time.Time{c.request, c.lib} {
+		if !t.IsZero() && t.Before(d) {
+			d = t
+		}
+	}
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(d)
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if err := c.arm(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if err := c.arm(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// SetDeadline and its two halves are the library's (TLS passes its own
+// on). The library only sets both halves at once, so one deadline stands
+// for the three.
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lib = t
+	return nil
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(t) }
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
+
+// stallTimeout bounds every wait for the server within a request, under
+// the context's deadline: a transfer may take long, a silence may not.
+var stallTimeout = 60 * time.Second
+
+// maxListBytes and maxListLines bound one folder's listing, as httpdir
+// bounds a page and its links (100,000 tiles make under 10 MB of ls
+// lines). The library holds the whole listing, parsed, before answering:
+// a server sending without end would exhaust the memory. Lines bound the
+// entries where they are short.
+var maxListBytes, maxListLines int64 = 16 << 20, 250_000
+
+// listBound counts what one listing read, and keeps why it stopped.
+type listBound struct {
+	dir          string
+	bytes, lines int64
+	err          error
+}
+
+// listConn is a listing's data connection, read up to the bounds.
+type listConn struct {
+	net.Conn
+	b       *listBound
+	control net.Conn
+}
+
+func (l *listConn) Read(p []byte) (int, error) {
+	b := l.b
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := l.Conn.Read(p)
+	b.bytes += int64(n)
+	b.lines += int64(bytes.Count(p[:n], []byte{'\n'}))
+	switch {
+	case b.bytes > maxListBytes:
+		b.err = fmt.Errorf("%w: the listing of %q is longer than %d bytes", storage.ErrTooLarge, b.dir, maxListBytes)
+	case b.lines > maxListLines:
+		b.err = fmt.Errorf("%w: the listing of %q has more than %d lines", storage.ErrTooLarge, b.dir, maxListLines)
+	default:
+		return n, err
+	}
+	// The server is still sending: its answer on the control connection
+	// would come after all of it, if ever. Closing that connection ends
+	// the wait at once.
+	l.control.Close()
+	return 0, b.err
 }
 
 // handshakeTimeout bounds the connection, greeting, TLS and login of a new
 // control connection, and the connection of a data channel.
 var handshakeTimeout = 30 * time.Second
+
+// shutTimeout bounds the wait for the server's word that a transfer ended
+// (the library sets it as the deadline of that wait).
+var shutTimeout = 10 * time.Second
+
+// rootCAs verifies FTPS servers' certificates; nil is the system's roots.
+// Only tests set it, to trust the certificate they made.
+var rootCAs *x509.CertPool
 
 // Open is the registry's opener for ftp:// and ftps:// locations. Without a
 // user name the login is anonymous.
@@ -116,7 +295,7 @@ func Open(ctx context.Context, u *url.URL, opts storage.Options) (storage.Storag
 		s.user, s.password = u.User.Username(), opts.Password
 	}
 	if u.Scheme == "ftps" {
-		s.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		s.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, RootCAs: rootCAs}
 	}
 	if s.root == "" {
 		s.root = "/"
@@ -149,20 +328,29 @@ func (s *Storage) connect(ctx context.Context) (*conn, error) {
 	deadline := time.Now().Add(handshakeTimeout)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	raw, err := s.guard.DialContext(dctx, "tcp", s.addr)
+	d, err := s.guard.DialContext(dctx, "tcp", s.addr)
 	if err != nil {
 		return nil, s.failed(ctx, "connecting to", err)
 	}
-	if err := raw.SetDeadline(deadline); err != nil {
-		raw.Close()
-		return nil, storage.Transient(err)
-	}
+	raw := &deadlineConn{Conn: d}
+	raw.bound(deadline)
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	cn := &conn{raw: raw}
-	control := raw // handed to the library once, as its first dial
+	if s.tls != nil {
+		// Servers may refuse a data connection that does not resume the
+		// control connection's TLS session (vsftpd does by default: "522
+		// SSL connection failed: session reuse required"). Go resumes
+		// from session tickets (TLS 1.3, or 1.2 when the server issues
+		// them), which the server sends on the control connection. A
+		// cache per control connection makes the session resumed that
+		// connection's own, as the rule means, and never another's.
+		cn.tls = s.tls.Clone()
+		cn.tls.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+	}
+	var control net.Conn = raw // handed to the library once, as its first dial
 	opts := []ftp.DialOption{
-		ftp.DialWithShutTimeout(10 * time.Second),
+		ftp.DialWithShutTimeout(shutTimeout),
 		ftp.DialWithDialFunc(func(network, address string) (net.Conn, error) {
 			if c := control; c != nil {
 				control = nil
@@ -171,8 +359,8 @@ func (s *Storage) connect(ctx context.Context) (*conn, error) {
 			return cn.dialData(s, network, address)
 		}),
 	}
-	if s.tls != nil {
-		opts = append(opts, ftp.DialWithExplicitTLS(s.tls))
+	if cn.tls != nil {
+		opts = append(opts, ftp.DialWithExplicitTLS(cn.tls))
 	}
 	c, err := ftp.Dial(s.addr, opts...)
 	if err != nil {
@@ -197,10 +385,7 @@ func (s *Storage) connect(ctx context.Context) (*conn, error) {
 		c.Quit()
 		return nil, ctx.Err()
 	}
-	if err := cn.raw.SetDeadline(time.Time{}); err != nil {
-		c.Quit()
-		return nil, storage.Transient(err)
-	}
+	raw.bound(time.Time{}) // each request brings its own
 	cn.c = c
 	return cn, nil
 }
@@ -240,7 +425,8 @@ func replyError(err error) bool {
 }
 
 // with runs op on a pooled connection; a cancelled context closes it.
-func (s *Storage) with(ctx context.Context, op func(*ftp.ServerConn) error) error {
+// list, when op lists a folder, bounds the listing read.
+func (s *Storage) with(ctx context.Context, list *listBound, op func(*ftp.ServerConn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -248,7 +434,7 @@ func (s *Storage) with(ctx context.Context, op func(*ftp.ServerConn) error) erro
 	if err != nil {
 		return err
 	}
-	c.begin(ctx)
+	c.begin(ctx, list)
 	done := make(chan error, 1)
 	go func() { done <- op(c.c) }()
 	select {
@@ -260,10 +446,12 @@ func (s *Storage) with(ctx context.Context, op func(*ftp.ServerConn) error) erro
 	}
 	c.end()
 	s.put(c, err)
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if errors.Is(err, netguard.ErrRefused) {
+	case ctx.Err() != nil && !replyError(err): // the context's deadline, on the connection, struck first
+		return ctx.Err()
+	case errors.Is(err, netguard.ErrRefused), errors.Is(err, storage.ErrTooLarge):
 		return err
 	}
 	var te *textproto.Error
@@ -286,8 +474,12 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 		return storage.Page{}, err
 	}
 	var page storage.Page
-	err = s.with(ctx, func(c *ftp.ServerConn) error {
+	bound := &listBound{dir: dir}
+	err = s.with(ctx, bound, func(c *ftp.ServerConn) error {
 		entries, err := c.List(dir)
+		if bound.err != nil {
+			return bound.err // not the library's errors on top of it
+		}
 		if err != nil {
 			return err
 		}
@@ -345,7 +537,7 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 	}
 	var n int
 	var eof bool
-	err = s.with(ctx, func(c *ftp.ServerConn) error {
+	err = s.with(ctx, nil, func(c *ftp.ServerConn) error {
 		resp, err := c.RetrFrom(name, uint64(off))
 		if err != nil {
 			return err
@@ -379,7 +571,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) 
 		return storage.Object{}, err
 	}
 	o := storage.Object{Key: key}
-	err = s.with(ctx, func(c *ftp.ServerConn) error {
+	err = s.with(ctx, nil, func(c *ftp.ServerConn) error {
 		size, err := c.FileSize(name)
 		if err != nil {
 			return err

@@ -141,6 +141,10 @@ type listServer struct {
 
 	mu      sync.Mutex
 	listing []byte
+
+	// sent has the bytes of the last listing the client took, once the
+	// server is done writing it; a listing nobody waits for is dropped.
+	sent chan int
 }
 
 // listed is one List's answer.
@@ -149,7 +153,7 @@ type listed struct {
 	err  error
 }
 
-func newListServer(f *testing.F, mlsd bool) *listServer {
+func newListServer(f testing.TB, mlsd bool) *listServer {
 	ctrl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)
@@ -158,7 +162,7 @@ func newListServer(f *testing.F, mlsd bool) *listServer {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &listServer{data: data}
+	s := &listServer{data: data, sent: make(chan int, 1)}
 	go func() {
 		for {
 			c, err := ctrl.Accept()
@@ -224,8 +228,12 @@ func (s *listServer) serve(c net.Conn, mlsd bool) {
 				fmt.Fprint(c, "425 no data connection\r\n")
 				continue
 			}
-			d.Write(s.listing)
+			n, _ := d.Write(s.listing)
 			d.Close()
+			select {
+			case s.sent <- n:
+			default:
+			}
 			fmt.Fprint(c, "226 done\r\n")
 		case "QUIT":
 			fmt.Fprint(c, "221 bye\r\n")
