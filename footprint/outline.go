@@ -143,10 +143,22 @@ type group struct {
 // the corners leaves about 20 bytes of garbage per distinct corner (cgo
 // copies in godal), some 25 bytes a tile on a grid.
 func (ps *Projectors) Place(tiles []Tile, o Options) Result {
+	var rejected []Rejected
+	res := ps.PlaceEach(tiles, o, func(r Rejected) { rejected = append(rejected, r) })
+	slices.SortFunc(rejected, func(a, b Rejected) int { return a.Index - b.Index })
+	res.Rejected = rejected
+	return res
+}
+
+// PlaceEach is Place giving each rejected tile to rejected as it is found,
+// in no particular order, rather than in Result.Rejected: a delivery whose
+// every tile is misplaced (a wrong EPSG code) would hold a million
+// errors.
+func (ps *Projectors) PlaceEach(tiles []Tile, o Options, rejected func(Rejected)) Result {
 	o = o.withDefaults()
 	var res Result
 	reject := func(i int, err error) {
-		res.Rejected = append(res.Rejected, Rejected{Index: i, Err: fmt.Errorf("%w: %w", ErrMisplaced, err)})
+		rejected(Rejected{Index: i, Err: fmt.Errorf("%w: %w", ErrMisplaced, err)})
 	}
 	// Tiles sound in their own CRS, by CRS; only their indexes are kept,
 	// each CRS's list sized once: corners are recomputed batch by batch
@@ -190,14 +202,13 @@ func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 			continue
 		}
 		g := p.group(tiles, ix, o.withDefaults(), reject)
-		pt, area := g.outline(p.inUnits(o), &res.Rejected)
+		pt, area := g.outline(p.inUnits(o), rejected)
 		if len(pt.wgs84) > 0 {
 			parts = append(parts, pt)
 			res.Area += area
 		}
 	}
-	res.WGS84 = merge(parts, &res.Rejected)
-	slices.SortFunc(res.Rejected, func(a, b Rejected) int { return a.Index - b.Index })
+	res.WGS84 = merge(parts, rejected)
 	return res
 }
 
@@ -247,15 +258,15 @@ type part struct {
 }
 
 // rejectAll rejects the tiles ix for err, said of the CRS code.
-func rejectAll(rejected *[]Rejected, code int, ix []int32, err error) {
+func rejectAll(rejected func(Rejected), code int, ix []int32, err error) {
 	for _, i := range ix {
-		*rejected = append(*rejected, Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d: %w", ErrMisplaced, code, err)})
+		rejected(Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d: %w", ErrMisplaced, code, err)})
 	}
 }
 
 // outline unions the group in its CRS and reprojects it, rejecting the
 // tiles it cannot place.
-func (g *group) outline(o Options, rejected *[]Rejected) (part, float64) {
+func (g *group) outline(o Options, rejected func(Rejected)) (part, float64) {
 	tiles, boxIx := g.tiles, g.boxIx
 	mp := union(len(boxIx), func(k int) Box { return tiles[boxIx[k]].Box }, o.Tolerance)
 	ix := [2][]int32{boxIx}
@@ -284,7 +295,7 @@ func (g *group) outline(o Options, rejected *[]Rejected) (part, float64) {
 
 // merge unions the CRSs' outlines in WGS84. A part GEOS cannot repair or
 // merge has its tiles rejected.
-func merge(parts []part, rejected *[]Rejected) orb.MultiPolygon {
+func merge(parts []part, rejected func(Rejected)) orb.MultiPolygon {
 	if len(parts) == 0 {
 		return nil
 	}
@@ -301,7 +312,7 @@ func merge(parts []part, rejected *[]Rejected) orb.MultiPolygon {
 		if err != nil {
 			for _, ix := range pt.ix {
 				for _, i := range ix {
-					*rejected = append(*rejected, Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d outline cannot be merged with the others: %w", ErrMisplaced, pt.code, err)})
+					rejected(Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d outline cannot be merged with the others: %w", ErrMisplaced, pt.code, err)})
 				}
 			}
 			continue

@@ -158,10 +158,14 @@ func TestScanMemoryChild(t *testing.T) {
 	memlimit.Enforce(bytes, source)
 	g := newGenerated(t, n)
 	var st storage.Storage = g
-	broken := os.Getenv("PCRS_SCAN_MEMORY_BROKEN") != ""
-	if broken {
+	kind := os.Getenv("PCRS_SCAN_MEMORY_KIND")
+	switch kind {
+	case "cut":
 		st = cutShort{g}
+	case "far":
+		st = farAway{g}
 	}
+	broken := kind != ""
 	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: st, Location: "/generated", Backend: "file", Name: "generated"})
 	if err != nil {
 		t.Fatal(err)
@@ -195,26 +199,46 @@ func (c cutShort) List(ctx context.Context, cursor string) (storage.Page, error)
 	return p, err
 }
 
+// farAway moves every tile 50,000 km east: each header is sound, and the
+// union sets every tile aside as misplaced.
+type farAway struct{ *generated }
+
+func (f farAway) ReadAt(ctx context.Context, key string, p []byte, off int64) (int, error) {
+	n, err := f.generated.ReadAt(ctx, key, p, off)
+	x, _, _ := genPosition(key)
+	var enc [8]byte
+	binary.LittleEndian.PutUint64(enc[:], math.Float64bits(x+5e7))
+	for j := range enc {
+		if k := int64(f.xAt+j) - off; k >= 0 && k < int64(n) {
+			p[k] = enc[j]
+		}
+	}
+	return n, err
+}
+
 // BenchmarkScanMemory scans 100,000 and 1,000,000 generated tiles, each in
 // its own process under --memory-limit 200MiB, and reports both peaks
 // (under 300 MiB at both sizes, or it fails); then 1,000,000 without a
 // limit, reported only, to show what the limit saves; then 100,000 and
-// 1,000,000 tiles all cut short (every tile a problem), under 300 MiB too.
+// 1,000,000 tiles all cut short (every tile a problem its header places),
+// and all misplaced (every tile set aside by the union), under 300 MiB
+// too.
 func BenchmarkScanMemory(b *testing.B) {
 	peaks := map[string]float64{}
 	for _, c := range []struct {
-		n      int
-		limit  string
-		broken bool
-	}{{100_000, benchMemoryLimit, false}, {1_000_000, benchMemoryLimit, false}, {1_000_000, memlimit.Off, false},
-		{100_000, benchMemoryLimit, true}, {1_000_000, benchMemoryLimit, true}} {
+		n     int
+		limit string
+		kind  string
+	}{{100_000, benchMemoryLimit, ""}, {1_000_000, benchMemoryLimit, ""}, {1_000_000, memlimit.Off, ""},
+		{100_000, benchMemoryLimit, "cut"}, {1_000_000, benchMemoryLimit, "cut"},
+		{100_000, benchMemoryLimit, "far"}, {1_000_000, benchMemoryLimit, "far"}} {
 		name := fmt.Sprintf("%d/limit=%s", c.n, c.limit)
-		if c.broken {
-			name += "/broken"
+		if c.kind != "" {
+			name += "/" + c.kind
 		}
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
-				peaks[name] = childPeak(b, c.n, c.limit, c.broken)
+				peaks[name] = childPeak(b, c.n, c.limit, c.kind)
 			}
 			b.ReportMetric(peaks[name], "peak-RSS-MiB")
 			if c.limit != memlimit.Off && peaks[name] > 300 {
@@ -223,20 +247,19 @@ func BenchmarkScanMemory(b *testing.B) {
 		})
 	}
 	small, large, off := peaks["100000/limit="+benchMemoryLimit], peaks["1000000/limit="+benchMemoryLimit], peaks["1000000/limit=off"]
-	smallBroken, largeBroken := peaks["100000/limit="+benchMemoryLimit+"/broken"], peaks["1000000/limit="+benchMemoryLimit+"/broken"]
-	if small > 0 && large > 0 && off > 0 && smallBroken > 0 && largeBroken > 0 {
-		fmt.Printf("scan memory (--memory-limit %s): 100k tiles %.0f MiB, 1M tiles %.0f MiB, ratio %.2f; 1M without a limit %.0f MiB; every tile a problem: 100k %.0f MiB, 1M %.0f MiB, ratio %.2f\n",
-			benchMemoryLimit, small, large, large/small, off, smallBroken, largeBroken, largeBroken/smallBroken)
+	smallCut, largeCut := peaks["100000/limit="+benchMemoryLimit+"/cut"], peaks["1000000/limit="+benchMemoryLimit+"/cut"]
+	smallFar, largeFar := peaks["100000/limit="+benchMemoryLimit+"/far"], peaks["1000000/limit="+benchMemoryLimit+"/far"]
+	if small > 0 && large > 0 && off > 0 && smallCut > 0 && largeCut > 0 && smallFar > 0 && largeFar > 0 {
+		fmt.Printf("scan memory (--memory-limit %s): 100k tiles %.0f MiB, 1M tiles %.0f MiB, ratio %.2f; 1M without a limit %.0f MiB; every tile cut short: 100k %.0f MiB, 1M %.0f MiB, ratio %.2f; every tile misplaced: 100k %.0f MiB, 1M %.0f MiB, ratio %.2f\n",
+			benchMemoryLimit, small, large, large/small, off, smallCut, largeCut, largeCut/smallCut, smallFar, largeFar, largeFar/smallFar)
 	}
 }
 
-func childPeak(b *testing.B, n int, limit string, broken bool) float64 {
+func childPeak(b *testing.B, n int, limit, kind string) float64 {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestScanMemoryChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "PCRS_SCAN_MEMORY_TILES="+strconv.Itoa(n), "PCRS_SCAN_MEMORY_LIMIT="+limit, "GOMEMLIMIT=")
-	if broken {
-		cmd.Env = append(cmd.Env, "PCRS_SCAN_MEMORY_BROKEN=1")
-	}
+	cmd.Env = append(cmd.Env, "PCRS_SCAN_MEMORY_KIND="+kind)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("child scanning %d tiles: %v\n%s", n, err, out)

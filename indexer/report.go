@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/internal/extsort"
 	"github.com/openpcrs/pcrs-indexer/storage"
 	"github.com/paulmach/orb"
 )
@@ -103,19 +104,39 @@ func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline
 	}
 	var ps footprint.Projectors
 	defer ps.Close()
-	res := ps.Place(placed, opts)
-	keys, err := sp.keysAt(flagReadable, res.Rejected)
+	rejected := extsort.New(rejectedOrder)
+	defer rejected.Close()
+	var rec []byte
+	count := 0
+	res := ps.PlaceEach(placed, opts, func(r footprint.Rejected) {
+		detail := r.Err.Error()
+		if err == nil {
+			rec = rejectedRecord(rec, r.Index, detail)
+			err = rejected.Add(rec)
+		}
+		count++
+	})
+	placed = nil
+	if err != nil {
+		return nil, fmt.Errorf("setting misplaced tiles aside: %w", err)
+	}
+	if count == 0 {
+		return &Outline{WGS84: res.WGS84, AreaKm2: math.Round(res.Area/1e6*1e4) / 1e4}, nil
+	}
+	sorted, err := rejected.Sort()
+	if err != nil {
+		return nil, fmt.Errorf("setting misplaced tiles aside: %w", err)
+	}
+	defer sorted.Close()
+	named, err := sp.setAside(sorted, func(key, detail []byte) {
+		log.Warn("tile set aside", "path", string(key), "reason", ReasonMisplaced, "detail", string(detail))
+	})
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) != len(res.Rejected) {
+	if named != sorted.Len() {
 		// A rejected tile left unnamed would be published as readable.
-		return nil, fmt.Errorf("the union rejected %d tiles, %d of which the spool names", len(res.Rejected), len(keys))
-	}
-	for i, key := range keys {
-		r := res.Rejected[i]
-		log.Warn("tile set aside", "path", key, "reason", ReasonMisplaced, "detail", r.Err.Error())
-		sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: r.Err.Error()})
+		return nil, fmt.Errorf("the union rejected %d tiles, %d of which the spool names", sorted.Len(), named)
 	}
 	return &Outline{WGS84: res.WGS84, AreaKm2: math.Round(res.Area/1e6*1e4) / 1e4}, nil
 }

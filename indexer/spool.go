@@ -34,8 +34,10 @@ type spool struct {
 	// keeps its last verdict.
 	index *extsort.Sorted
 	err   error
-	// misplaced are the tiles the union set aside after they were spooled.
-	misplaced map[string]*ProblemEntry
+	// aside are the tiles the union set aside after they were spooled,
+	// in key order (asideRecord): a delivery whose every tile is
+	// misplaced holds none in memory.
+	aside *extsort.Sorted
 	// cursor walks the index for has, whose callers ask in key order.
 	cursor    *extsort.Iter
 	cursorOK  bool
@@ -126,8 +128,7 @@ func newSpool() (*spool, error) {
 		f.Close()
 		return nil, fmt.Errorf("creating the scan's spool: %w", err)
 	}
-	s := &spool{f: f, w: bufio.NewWriterSize(f, 1<<20), sorter: extsort.New(indexOrder(indexBudget)),
-		misplaced: map[string]*ProblemEntry{}}
+	s := &spool{f: f, w: bufio.NewWriterSize(f, 1<<20), sorter: extsort.New(indexOrder(indexBudget))}
 	// A Result dropped without Close must not keep a descriptor open.
 	runtime.AddCleanup(s, func(f *os.File) { f.Close() }, f)
 	return s, nil
@@ -201,21 +202,36 @@ func (s *spool) finish() error {
 func (s *spool) len() int { return s.index.Len() }
 
 // walk calls fn on every entry in key order, with the union's verdict:
-// a tile it set aside is no longer readable. key is valid until fn
-// returns.
-func (s *spool) walk(fn func(key []byte, e entry) error) error {
-	return s.index.Each(func(rec []byte) error {
+// a tile it set aside is no longer readable, and aside is its problem
+// (nil for the others). key is valid until fn returns.
+func (s *spool) walk(fn func(key []byte, e entry, aside *ProblemEntry) error) error {
+	var set *extsort.Iter
+	more := false
+	if s.aside != nil {
+		set = s.aside.Iter()
+		more = set.Next()
+	}
+	err := s.index.Each(func(rec []byte) error {
 		key, e := indexKey(rec), indexEntry(rec)
-		if _, ok := s.misplaced[string(key)]; ok {
+		var p *ProblemEntry
+		for more && bytes.Compare(asideKey(set.Record()), key) < 0 {
+			more = set.Next()
+		}
+		if more && bytes.Equal(asideKey(set.Record()), key) {
+			p = &ProblemEntry{Reason: ReasonMisplaced, Detail: asideDetail(set.Record())}
 			e = e.without(flagReadable | flagReused)
 		}
-		return fn(key, e)
+		return fn(key, e, p)
 	})
+	if err == nil && set != nil {
+		err = set.Err()
+	}
+	return err
 }
 
 // tile reads key's record back. The union's verdict overrides the
 // reader's.
-func (s *spool) tile(key string, e entry, buf *[]byte) (Tile, error) {
+func (s *spool) tile(key string, e entry, aside *ProblemEntry, buf *[]byte) (Tile, error) {
 	if cap(*buf) < e.n() {
 		*buf = make([]byte, e.n())
 	}
@@ -234,9 +250,9 @@ func (s *spool) tile(key string, e entry, buf *[]byte) (Tile, error) {
 	if r.Header != nil {
 		t.Polygon = placement(r.Header)
 	}
-	if p, ok := s.misplaced[key]; ok {
+	if aside != nil {
 		t.Header, t.Polygon, t.Reused = nil, footprint.Tile{}, false
-		t.Problem = p
+		t.Problem = aside
 	}
 	return t, nil
 }
@@ -255,11 +271,11 @@ func (s *spool) eachProblem(fn func(t *Tile) error) error {
 
 func (s *spool) eachWhere(keep func(flags uint8) bool, fn func(t *Tile) error) error {
 	var buf []byte
-	return s.walk(func(key []byte, e entry) error {
+	return s.walk(func(key []byte, e entry, aside *ProblemEntry) error {
 		if !keep(e.flags()) {
 			return nil
 		}
-		t, err := s.tile(string(key), e, &buf)
+		t, err := s.tile(string(key), e, aside, &buf)
 		if err != nil {
 			return err
 		}
@@ -270,7 +286,7 @@ func (s *spool) eachWhere(keep func(flags uint8) bool, fn func(t *Tile) error) e
 // count is how many entries carry any of the flags.
 func (s *spool) count(flags uint8) (int, error) {
 	n := 0
-	err := s.walk(func(_ []byte, e entry) error {
+	err := s.walk(func(_ []byte, e entry, _ *ProblemEntry) error {
 		if e.flags()&flags != 0 {
 			n++
 		}
@@ -279,31 +295,80 @@ func (s *spool) count(flags uint8) (int, error) {
 	return n, err
 }
 
-// keysAt names the rejected tiles, each Index counting only the entries
-// flagged want, as each does when it reads them: one pass, for the
-// rejects come by increasing Index.
-func (s *spool) keysAt(want uint8, rejected []footprint.Rejected) ([]string, error) {
-	keys := make([]string, 0, len(rejected))
-	k := 0
-	errDone := errors.New("done")
-	err := s.walk(func(key []byte, e entry) error {
-		if len(keys) == len(rejected) {
-			return errDone
-		}
-		if e.flags()&want == 0 {
+// setAside records the union's verdict on the readable tiles it rejected,
+// each Index counting only the readable entries, as the union's input
+// was read (each(flagReadable)), and tells named of each. It says how
+// many it named: a rejected tile left unnamed would be published as
+// readable.
+func (s *spool) setAside(rejected *extsort.Sorted, named func(key, detail []byte)) (int, error) {
+	out := extsort.New(asideOrder)
+	defer out.Close()
+	it := rejected.Iter()
+	more := it.Next()
+	rank, n := 0, 0
+	var rec []byte
+	err := s.walk(func(key []byte, e entry, _ *ProblemEntry) error {
+		if !more || e.flags()&flagReadable == 0 {
 			return nil
 		}
-		for len(keys) < len(rejected) && rejected[len(keys)].Index == k {
-			keys = append(keys, string(key))
+		if more && rejectedIndex(it.Record()) == rank {
+			rec = binary.AppendUvarint(rec[:0], uint64(len(key)))
+			rec = append(append(rec, key...), rejectedDetail(it.Record())...)
+			if err := out.Add(rec); err != nil {
+				return err
+			}
+			named(key, rejectedDetail(it.Record()))
+			n++
+			more = it.Next()
 		}
-		k++
+		rank++
 		return nil
 	})
-	if err != nil && err != errDone {
-		return nil, err
+	if err == nil {
+		err = it.Err()
 	}
-	return keys, nil
+	if err != nil {
+		return 0, fmt.Errorf("setting misplaced tiles aside: %w", err)
+	}
+	aside, err := out.Sort()
+	if err != nil {
+		return 0, fmt.Errorf("setting misplaced tiles aside: %w", err)
+	}
+	s.aside.Close()
+	s.aside = aside
+	return n, nil
 }
+
+// A rejected record is the tile's index among the readable ones, 8 bytes
+// big-endian, then the reason; an aside record is the key, its length
+// first, then the reason.
+func rejectedRecord(buf []byte, index int, detail string) []byte {
+	return append(binary.BigEndian.AppendUint64(buf[:0], uint64(index)), detail...)
+}
+
+func rejectedIndex(rec []byte) int     { return int(binary.BigEndian.Uint64(rec)) }
+func rejectedDetail(rec []byte) []byte { return rec[8:] }
+
+func asideKey(rec []byte) []byte {
+	n, k := binary.Uvarint(rec)
+	return rec[k : k+int(n)]
+}
+
+func asideDetail(rec []byte) string {
+	n, k := binary.Uvarint(rec)
+	return string(rec[k+int(n):])
+}
+
+// rejectedOrder sorts rejections by index, one per index (the union
+// rejects a tile once; were it twice, the last would stand);
+// asideOrder sorts set-asides by key.
+var (
+	rejectedOrder = extsort.Options{
+		Compare: func(a, b []byte) int { return bytes.Compare(a[:8], b[:8]) },
+		Same:    func(a, b []byte) bool { return bytes.Equal(a[:8], b[:8]) },
+	}
+	asideOrder = extsort.Options{Compare: func(a, b []byte) int { return bytes.Compare(asideKey(a), asideKey(b)) }}
+)
 
 // has says whether key was spooled (after finish). Its caller, the
 // state's Prune, asks in key order: one forward walk of the index answers
@@ -325,9 +390,6 @@ func (s *spool) has(key string) bool {
 	return s.cursorOK && string(indexKey(s.cursor.Record())) == key
 }
 
-// setAside records the union's verdict on a readable tile.
-func (s *spool) setAside(key string, p *ProblemEntry) { s.misplaced[key] = p }
-
 func (s *spool) close() error {
 	if s == nil {
 		return nil
@@ -345,5 +407,5 @@ func (s *spool) close() error {
 	if s.sorter != nil {
 		s.sorter.Close()
 	}
-	return errors.Join(err, s.index.Close())
+	return errors.Join(err, s.index.Close(), s.aside.Close())
 }

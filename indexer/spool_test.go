@@ -1,7 +1,6 @@
 package indexer
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -42,9 +41,9 @@ func TestSpoolEntries(t *testing.T) {
 	var keys []string
 	var buf []byte
 	var sizeOfB int64
-	if err := sp.walk(func(key []byte, e entry) error {
+	if err := sp.walk(func(key []byte, e entry, aside *ProblemEntry) error {
 		keys = append(keys, string(key))
-		tile, err := sp.tile(string(key), e, &buf)
+		tile, err := sp.tile(string(key), e, aside, &buf)
 		if err != nil {
 			return err
 		}
@@ -64,10 +63,28 @@ func TestSpoolEntries(t *testing.T) {
 	if sizeOfB != 1006 {
 		t.Errorf("b.tif spooled twice reads back %d bytes, want the last verdict's 1006", sizeOfB)
 	}
-	// Readable in order: b, c, long, f. Reject the 2nd and the 4th.
-	rejected := []footprint.Rejected{{Index: 1, Err: errors.New("x")}, {Index: 3, Err: errors.New("y")}}
-	if got, err := sp.keysAt(flagReadable, rejected); err != nil || !slices.Equal(got, []string{"c.tif", "f.tif"}) {
-		t.Errorf("keysAt = %q, %v, want c.tif and f.tif", got, err)
+	// Readable in order: b, c, long, f. Reject the 4th and the 2nd (the
+	// union says them in no order), the 2nd twice: the last stands.
+	var named []string
+	n, err := sp.setAside(rejectedOf(t, map[int]string{3: "y"}, map[int]string{1: "x0"}, map[int]string{1: "x"}), func(key, detail []byte) {
+		named = append(named, string(key)+":"+string(detail))
+	})
+	if err != nil || n != 2 || !slices.Equal(named, []string{"c.tif:x", "f.tif:y"}) {
+		t.Errorf("set aside %d: %q, %v, want c.tif for x and f.tif for y", n, named, err)
+	}
+	var readable, problems []string
+	if err := sp.each(0, func(tile *Tile) error {
+		if tile.Header != nil {
+			readable = append(readable, tile.Object.Key)
+		} else {
+			problems = append(problems, tile.Object.Key+":"+tile.Problem.Detail)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(readable, []string{"b.tif", long}) || !slices.Equal(problems, []string{"a.tif:broken", "c.tif:x", "e.tif:broken", "f.tif:y"}) {
+		t.Errorf("after the union: readable %.40q, problems %q", readable, problems)
 	}
 	// has, asked in key order as Prune asks, then out of order.
 	for _, c := range []struct {
@@ -178,7 +195,9 @@ func TestSpoolLimit(t *testing.T) {
 func TestSetAsideUnderAnyName(t *testing.T) {
 	key := "dalles/bad\xff.tif"
 	sp := spoolOf(t, &Tile{Object: storage.Object{Key: key}, Header: &raster.Header{MimeType: "image/tiff", Width: 200, Height: 200}})
-	sp.setAside(key, &ProblemEntry{Reason: ReasonMisplaced, Detail: "outside its CRS"})
+	if n, err := sp.setAside(rejectedOf(t, map[int]string{0: "outside its CRS"}), func(_, _ []byte) {}); n != 1 || err != nil {
+		t.Fatalf("set aside %d: %v", n, err)
+	}
 	var got []*Tile
 	if err := sp.each(0, func(tile *Tile) error {
 		got = append(got, tile)
@@ -224,6 +243,26 @@ func TestWarningsKeepNoChunk(t *testing.T) {
 	if !found {
 		t.Fatalf("no duplicate among %+v", res.Warnings)
 	}
+}
+
+// rejectedOf is the union's rejections, given in batches in that order,
+// sorted as buildOutline sorts them.
+func rejectedOf(t *testing.T, batches ...map[int]string) *extsort.Sorted {
+	t.Helper()
+	s := extsort.New(rejectedOrder)
+	for _, b := range batches {
+		for i, detail := range b {
+			if err := s.Add(rejectedRecord(nil, i, detail)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sorted, err := s.Sort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sorted.Close() })
+	return sorted
 }
 
 // openSpool is an empty spool closed with the test.
