@@ -2,10 +2,12 @@ package batch
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,11 +56,12 @@ func findLivrables(shardDirs []string) ([]livrableDir, error) {
 }
 
 // Merge writes into out the national outputs of the shards' livrables:
-// livrables.geojson (one feature per livrable), dalles.geojson (every tile,
-// streamed: memory does not grow with the number of tiles) and report.json
-// (totals and each livrable's report). Each livrable's footprint was
-// unioned once by its shard: one storage is one livrable, so the merge
-// never re-reads a tile nor unions again.
+// livrables.geojson (one feature per livrable), dalles.geojson (every tile)
+// and report.json (totals and each livrable's report), streamed: memory
+// grows neither with the tiles nor with the problems the livrables'
+// reports list. Each livrable's footprint was unioned once by its shard:
+// one storage is one livrable, so the merge never re-reads a tile nor
+// unions again.
 //
 // formats selects the encodings of dalles and livrables (GeoJSON when
 // empty); FlatGeobuf and GeoPackage also get the problems as a layer.
@@ -112,34 +115,36 @@ func Merge(out string, shardDirs []string, formats []vector.Format) error {
 }
 
 // mergeProblems writes every livrable's problems as one layer, each named
-// with its livrable: one livrable's report in memory at a time.
+// with its livrable: one problem in memory at a time, as a broken delivery
+// lists every tile.
 func mergeProblems(w io.Writer, livs []livrableDir) error {
 	return indexer.WriteProblems(w, func(fn func(p *indexer.ProblemEntry, livrable string) error) error {
+		var p indexer.ProblemEntry
 		for _, l := range livs {
-			var one indexer.Report
-			if _, err := readReport(l, &one); err != nil {
-				return err
-			}
-			for i := range one.Problems {
-				if err := fn(&one.Problems[i], l.id); err != nil {
-					return err
+			// The writer's error is no fault of the livrable's report.
+			var werr error
+			err := readReport(l, nil, func(dec *json.Decoder, key string) (bool, error) {
+				if key != "problems" {
+					return false, nil
 				}
+				return true, eachElement(dec, key, func() error {
+					p = indexer.ProblemEntry{} // Decode keeps the fields a problem leaves out
+					if err := dec.Decode(&p); err != nil {
+						return err
+					}
+					werr = fn(&p, l.id)
+					return werr
+				})
+			})
+			if werr != nil {
+				return werr
+			}
+			if err != nil {
+				return err
 			}
 		}
 		return nil
 	})
-}
-
-// readReport decodes a livrable's report.json into r and returns it raw.
-func readReport(l livrableDir, r *indexer.Report) (json.RawMessage, error) {
-	raw, err := os.ReadFile(filepath.Join(l.dir, indexer.ReportFile))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMerge, err)
-	}
-	if err := json.Unmarshal(raw, r); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMerge, filepath.Join(l.dir, indexer.ReportFile), err)
-	}
-	return raw, nil
 }
 
 // concatFeatures streams the features of every livrable's file into one
@@ -217,7 +222,8 @@ func eachFeature(path string, fn func(json.RawMessage) error) error {
 	return nil
 }
 
-// Report is the national report.json.
+// Report is the national report.json, which mergeReports writes field by
+// field, in this order.
 type Report struct {
 	Counts           indexer.Counts   `json:"counts"`
 	ProblemsByReason map[string]int   `json:"problemsByReason"`
@@ -233,29 +239,263 @@ type LivrableReport struct {
 	Report json.RawMessage `json:"report"`
 }
 
+// mergeReports writes the national Report. A livrable's report lists
+// every problem tile (hundreds of MB for a broken delivery), so none is
+// held: a first read sums the totals, which come first, then each report
+// is copied from its file into the livrables list.
 func mergeReports(w io.Writer, livs []livrableDir) error {
-	r := Report{ProblemsByReason: map[string]int{}, Livrables: []LivrableReport{}, Failed: []string{}}
-	for _, l := range livs {
-		var one indexer.Report
-		raw, err := readReport(l, &one)
+	sum := Report{ProblemsByReason: map[string]int{}, Failed: []string{}}
+	each := make([]totals, len(livs))
+	for i, l := range livs {
+		t, err := readTotals(l, nil)
 		if err != nil {
 			return err
 		}
-		c := &r.Counts
-		c.Objects += one.Counts.Objects
-		c.Tiles += one.Counts.Tiles
-		c.Readable += one.Counts.Readable
-		c.Reused += one.Counts.Reused
-		c.Problems += one.Counts.Problems
-		for reason, n := range one.ProblemsByReason {
-			r.ProblemsByReason[reason] += n
+		each[i] = t
+		c := &sum.Counts
+		c.Objects += t.counts.Objects
+		c.Tiles += t.counts.Tiles
+		c.Readable += t.counts.Readable
+		c.Reused += t.counts.Reused
+		c.Problems += t.counts.Problems
+		for reason, n := range t.byReason {
+			sum.ProblemsByReason[reason] += n
 		}
-		r.Livrables = append(r.Livrables, LivrableReport{ID: l.id, Report: json.RawMessage(raw)})
 		if _, err := os.Stat(filepath.Join(l.dir, indexer.FailedReportFile)); err == nil {
-			r.Failed = append(r.Failed, l.id)
+			sum.Failed = append(sum.Failed, l.id)
 		}
 	}
-	enc := json.NewEncoder(w)
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	return enc.Encode(r)
+	// put writes s, then v as the encoder of the whole Report did (keys
+	// sorted, no HTML escaping), which the output must stay byte for byte.
+	put := func(s string, v any) error {
+		buf.Reset()
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		bw.WriteString(s)
+		_, err := bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+		return err
+	}
+	if err := put(`{"counts":`, sum.Counts); err != nil {
+		return err
+	}
+	if err := put(`,"problemsByReason":`, sum.ProblemsByReason); err != nil {
+		return err
+	}
+	bw.WriteString(`,"livrables":[`)
+	for i, l := range livs {
+		sep := `{"id":`
+		if i > 0 {
+			sep = `,{"id":`
+		}
+		if err := put(sep, l.id); err != nil {
+			return err
+		}
+		bw.WriteString(`,"report":`)
+		c := compactor{w: bw}
+		t, err := readTotals(l, &c)
+		if c.err != nil {
+			return c.err
+		}
+		if err != nil {
+			return err
+		}
+		// Copied from a second opening: a report replaced in between
+		// would contradict the totals already written.
+		if !t.equal(each[i]) {
+			return fmt.Errorf("%w: livrable %s: %s changed during the merge", ErrMerge, l.id, filepath.Join(l.dir, indexer.ReportFile))
+		}
+		bw.WriteByte('}')
+	}
+	if err := put(`],"failedLastAttempt":`, sum.Failed); err != nil {
+		return err
+	}
+	bw.WriteString("}\n")
+	return bw.Flush()
+}
+
+// totals are what the national report sums of a livrable's report.
+type totals struct {
+	counts   indexer.Counts
+	byReason map[string]int
+}
+
+func (t totals) equal(o totals) bool {
+	return t.counts == o.counts && maps.Equal(t.byReason, o.byReason)
+}
+
+// readTotals reads the totals of the report of l, passing its bytes to
+// tee when not nil.
+func readTotals(l livrableDir, tee io.Writer) (totals, error) {
+	var t totals
+	err := readReport(l, tee, func(dec *json.Decoder, key string) (bool, error) {
+		switch key {
+		case "counts":
+			return true, dec.Decode(&t.counts)
+		case "problemsByReason":
+			return true, dec.Decode(&t.byReason)
+		}
+		return false, nil
+	})
+	return t, err
+}
+
+// readReport reads the report.json of l with walkReport, passing its bytes
+// to tee when not nil.
+func readReport(l livrableDir, tee io.Writer, member func(dec *json.Decoder, key string) (bool, error)) error {
+	path := filepath.Join(l.dir, indexer.ReportFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: livrable %s: %w", ErrMerge, l.id, err)
+	}
+	defer f.Close()
+	var r io.Reader = bufio.NewReaderSize(f, 1<<16)
+	if tee != nil {
+		r = io.TeeReader(r, tee)
+	}
+	if err := walkReport(r, member); err != nil {
+		return fmt.Errorf("%w: livrable %s: %s: %w", ErrMerge, l.id, path, err)
+	}
+	return nil
+}
+
+// walkReport reads from r one JSON object, member by member: member decodes
+// the value of key from dec and says so, or leaves it to be skipped. It
+// fails unless r holds exactly one valid JSON object, read to its end, so
+// that whatever copied r's bytes copied one JSON document.
+func walkReport(r io.Reader, member func(dec *json.Decoder, key string) (bool, error)) error {
+	dec := json.NewDecoder(r)
+	err := func() error {
+		if t, err := dec.Token(); err != nil {
+			return err
+		} else if t != json.Delim('{') {
+			return errors.New("not a JSON object")
+		}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := key.(string) // Token checks that a key is a string
+			if done, err := member(dec, k); err != nil {
+				return err
+			} else if !done {
+				if err := skip(dec); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return err
+		}
+		if t, err := dec.Token(); err != io.EOF {
+			if err == nil {
+				err = fmt.Errorf("%v after the object", t)
+			}
+			return err
+		}
+		return nil
+	}()
+	if err == io.EOF {
+		// Token's, at the end of a report cut short.
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// skip reads the next value of dec, an array's or an object's members one
+// at a time so that a list of a million problems is never held whole.
+func skip(dec *json.Decoder) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, ok := t.(json.Delim)
+	if !ok {
+		return nil
+	}
+	for dec.More() {
+		if d == '{' {
+			if _, err := dec.Token(); err != nil {
+				return err
+			}
+		}
+		var v ignored
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
+}
+
+// ignored is a value Decode checks but does not copy nor convert.
+type ignored struct{}
+
+func (*ignored) UnmarshalJSON([]byte) error { return nil }
+
+// eachElement calls fn, which decodes from dec, for each element of the
+// array dec is at, the value of key; null is an empty array, as for
+// json.Unmarshal.
+func eachElement(dec *json.Decoder, key string, fn func() error) error {
+	t, err := dec.Token()
+	if err != nil || t == nil {
+		return err
+	}
+	if t != json.Delim('[') {
+		return fmt.Errorf("%s is not an array", key)
+	}
+	for dec.More() {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
+}
+
+// compactor writes the JSON it is given without the whitespace between
+// tokens, as encoding/json compacts a json.RawMessage: the national report
+// has always held each livrable's indented report compacted.
+type compactor struct {
+	w        io.Writer
+	inString bool
+	escaped  bool
+	err      error // the writer's, kept apart from the report's errors
+}
+
+func (c *compactor) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	start := 0
+	for i, b := range p {
+		switch {
+		case c.escaped:
+			c.escaped = false
+		case c.inString:
+			if b == '\\' {
+				c.escaped = true
+			} else if b == '"' {
+				c.inString = false
+			}
+		case b == '"':
+			c.inString = true
+		case b == ' ' || b == '\t' || b == '\n' || b == '\r':
+			if start < i {
+				if _, c.err = c.w.Write(p[start:i]); c.err != nil {
+					return 0, c.err
+				}
+			}
+			start = i + 1
+		}
+	}
+	if start < len(p) {
+		_, c.err = c.w.Write(p[start:])
+	}
+	return len(p), c.err
 }
