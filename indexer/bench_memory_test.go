@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+	"unicode/utf8"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
 	"github.com/openpcrs/pcrs-indexer/internal/memlimit"
@@ -275,4 +276,32 @@ func childPeak(b *testing.B, n int, limit, kind string) float64 {
 	}
 	b.Fatalf("child scanning %d tiles said no peak:\n%s", n, out)
 	return 0
+}
+
+// longName lists, first, a tile whose name runs to 2 MiB: a web listing's
+// link can, and the spool's index refused such a record, failing the scan.
+type longName struct{ *generated }
+
+func (l longName) List(ctx context.Context, cursor string) (storage.Page, error) {
+	p, err := l.generated.List(ctx, cursor)
+	if cursor == "" {
+		long := storage.Object{Key: "a" + strings.Repeat("é/", 1<<20) + "x.tif", Size: int64(len(l.template))}
+		p.Objects = append([]storage.Object{long}, p.Objects...)
+	}
+	return p, err
+}
+
+// TestNameTooLong: that tile is skipped, shown by its first bytes; the
+// others are read.
+func TestNameTooLong(t *testing.T) {
+	g := newGenerated(t, 10)
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: longName{g}, Location: "/generated", Backend: "file", Name: "generated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	r := res.Report
+	if r.Counts.Readable != 10 || len(r.Skipped) != 1 || len(r.Skipped[0].Path) > 300 || !strings.Contains(r.Skipped[0].Detail, "3145734 bytes") || !strings.HasPrefix(r.Skipped[0].Path, "aé/é/") || !utf8.ValidString(r.Skipped[0].Path) {
+		t.Fatalf("counts %+v, skipped %.300v", r.Counts, r.Skipped)
+	}
 }

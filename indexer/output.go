@@ -295,9 +295,10 @@ func writeReport(w io.Writer, r *Report, each func(fn func(p *ProblemEntry) erro
 			bw.WriteByte(',')
 		}
 		bw.WriteString("\n    ")
-		bw.Write(bytes.TrimSuffix(elem.Bytes(), []byte("\n")))
 		n++
-		return nil
+		// A full disk stops the reading back at once.
+		_, err := bw.Write(bytes.TrimSuffix(elem.Bytes(), []byte("\n")))
+		return err
 	})
 	if err != nil {
 		return err
@@ -473,16 +474,14 @@ func checkShrink(dir string, res *Result) error {
 		return fmt.Errorf("reading the published report: %w", err)
 	}
 	defer f.Close()
-	var prev struct {
-		Counts Counts `json:"counts"`
-	}
-	// The report is ours, but a damaged one must neither block publishing
-	// forever nor cost unbounded memory: only its counts matter.
-	if err := json.NewDecoder(io.LimitReader(f, 1<<30)).Decode(&prev); err != nil {
+	var prev Counts
+	// The report is ours, but a damaged one must not block publishing
+	// forever.
+	if err := reportField(f, "counts", &prev); err != nil {
 		return nil
 	}
 	now := res.Report.Counts.Readable
-	if was := prev.Counts.Readable; now*2 < was {
+	if was := prev.Readable; now*2 < was {
 		return fmt.Errorf("%w: %d readable tiles now, %d in %s (--allow-shrink if the delivery really shrank)", ErrShrunk, now, was, filepath.Join(dir, ReportFile))
 	}
 	return nil
@@ -496,13 +495,59 @@ func PublishedAt(dir string) time.Time {
 		return time.Time{}
 	}
 	defer f.Close()
-	var r struct {
-		FinishedAt time.Time `json:"finishedAt"`
-	}
-	if err := json.NewDecoder(io.LimitReader(f, 1<<30)).Decode(&r); err != nil {
+	var finished time.Time
+	if err := reportField(f, "finishedAt", &finished); err != nil {
 		return time.Time{}
 	}
-	return r.FinishedAt
+	return finished
+}
+
+// errNoField is a report without the field asked for.
+var errNoField = errors.New("no such field in the report")
+
+// reportField decodes the report's top-level field key into v, reading
+// the report token by token up to it: the problems may take hundreds of
+// MB (a delivery of broken tiles), and decoding the report whole to read
+// its counts held them all. The counts come before the problems; a field
+// after them costs the time to skip them, never their memory.
+func reportField(r io.Reader, key string, v any) error {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return fmt.Errorf("a report is a JSON object: %v %w", t, err)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if t == key {
+			return dec.Decode(v)
+		}
+		if err := skipValue(dec); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s", errNoField, key)
+}
+
+// skipValue reads past one JSON value, a token at a time.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 // CheckOut makes sure outputs can be written into dir, before a scan spends

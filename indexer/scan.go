@@ -12,9 +12,11 @@ import (
 	"net"
 	"path"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/livrable"
@@ -428,6 +430,14 @@ func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool
 		NeedSize: func(o storage.Object) bool { return needSize(o, sizedByRead, cfg.State != nil) }}
 	walkErr := w.WalkPages(gctx, st, func(l storage.Listed) error {
 		lst.listed += len(l.Objects)
+		l.Objects = slices.DeleteFunc(l.Objects, func(o storage.Object) bool {
+			if len(o.Key) <= maxKey {
+				return false
+			}
+			lst.skipped = append(lst.skipped, SkippedEntry{Path: DisplayName(runePrefix(o.Key, maxShownKey)) + "…",
+				Detail: fmt.Sprintf("a name of %d bytes: no storage serves one longer than %d", len(o.Key), maxKey)})
+			return true
+		})
 		return grp.page(l)
 	})
 	if walkErr == nil {
@@ -446,6 +456,26 @@ func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool
 	}
 	sort.Slice(lst.skipped, func(i, j int) bool { return lst.skipped[i].Path < lst.skipped[j].Path })
 	return lst, nil
+}
+
+// maxKey bounds an object's name: S3 keys stop at 1,024 bytes and Linux
+// paths at 4,096, but a web listing's link can run to megabytes, and the
+// spool's index holds names whole. A longer one is skipped, shown by its
+// first maxShownKey bytes.
+const (
+	maxKey      = 4096
+	maxShownKey = 256
+)
+
+// runePrefix is s cut to at most n bytes, never inside a UTF-8 sequence.
+func runePrefix(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // judgeAndSpool gives one tile its verdict and spools it.

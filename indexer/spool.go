@@ -301,6 +301,11 @@ func (s *spool) count(flags uint8) (int, error) {
 // many it named: a rejected tile left unnamed would be published as
 // readable.
 func (s *spool) setAside(rejected *extsort.Sorted, named func(key, detail []byte)) (int, error) {
+	if s.aside != nil {
+		// A second call would replace the first's set-asides, publishing
+		// them as readable.
+		return 0, errors.New("setting misplaced tiles aside twice")
+	}
 	out := extsort.New(asideOrder)
 	defer out.Close()
 	it := rejected.Iter()
@@ -334,7 +339,6 @@ func (s *spool) setAside(rejected *extsort.Sorted, named func(key, detail []byte
 	if err != nil {
 		return 0, fmt.Errorf("setting misplaced tiles aside: %w", err)
 	}
-	s.aside.Close()
 	s.aside = aside
 	return n, nil
 }

@@ -229,25 +229,41 @@ func (s *Sorted) Len() int { return s.n }
 
 // Each calls fn on every record in order; rec is valid until fn returns.
 func (s *Sorted) Each(fn func(rec []byte) error) error {
-	rd := &reader{r: bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.size), readBuffer)}
-	for rd.next() {
-		if err := fn(rd.rec); err != nil {
+	it := s.Iter()
+	for it.Next() {
+		if err := fn(it.Record()); err != nil {
 			return err
 		}
 	}
-	return rd.err
+	return it.Err()
 }
 
-// Iter reads the records in order, one at a time.
-type Iter struct{ rd *reader }
+// Iter reads the records in order, one at a time. It holds its Sorted,
+// whose cleanup would otherwise close the file under it.
+type Iter struct {
+	s    *Sorted
+	rd   *reader
+	read int
+}
 
 // Iter starts a new reading from the first record.
 func (s *Sorted) Iter() *Iter {
-	return &Iter{rd: &reader{r: bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.size), readBuffer)}}
+	return &Iter{s: s, rd: &reader{r: bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.size), readBuffer)}}
 }
 
-// Next moves to the next record; false at the end or on an error.
-func (it *Iter) Next() bool { return it.rd.next() }
+// Next moves to the next record; false at the end or on an error. Fewer
+// records than were written is an error: a file cut at a record's end
+// must not read as a shorter truth.
+func (it *Iter) Next() bool {
+	if it.rd.next() {
+		it.read++
+		return true
+	}
+	if it.rd.err == nil && it.read != it.s.n {
+		it.rd.err = fmt.Errorf("reading sorted records back: %d of %d", it.read, it.s.n)
+	}
+	return false
+}
 
 // Record is the current record, valid until Next.
 func (it *Iter) Record() []byte { return it.rd.rec }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -162,5 +163,55 @@ func BenchmarkSortMillion(b *testing.B) {
 			b.Fatal(err)
 		}
 		sorted.Close()
+	}
+}
+
+// TestShortFileFails: records missing at the end of the sorted file (cut
+// at a record's end) fail the reading, never a shorter answer.
+func TestShortFileFails(t *testing.T) {
+	s := New(Options{})
+	for i := range 10 {
+		if err := s.Add(keyed(uint64(i), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sorted, err := s.Sort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sorted.Close()
+	sorted.size -= 13 // one record and its length prefix
+	n := 0
+	err = sorted.Each(func([]byte) error { n++; return nil })
+	if err == nil || n != 9 {
+		t.Fatalf("%d records read from a file cut by one, err %v", n, err)
+	}
+}
+
+// TestIterOutlivesSorted: an Iter keeps reading after its Sorted is no
+// longer referenced elsewhere (its cleanup closes the file).
+func TestIterOutlivesSorted(t *testing.T) {
+	s := New(Options{Budget: 1 << 10})
+	const n = 20_000
+	for i := range n {
+		if err := s.Add(keyed(uint64(i), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sorted, err := s.Sort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := sorted.Iter()
+	sorted = nil
+	read := 0
+	for it.Next() {
+		if read%1000 == 0 {
+			runtime.GC()
+		}
+		read++
+	}
+	if it.Err() != nil || read != n {
+		t.Fatalf("%d of %d records read: %v", read, n, it.Err())
 	}
 }
