@@ -14,6 +14,7 @@ import (
 	"sort"
 
 	"github.com/openpcrs/pcrs-indexer/indexer"
+	"github.com/openpcrs/pcrs-indexer/internal/jsonstream"
 	"github.com/openpcrs/pcrs-indexer/vector"
 )
 
@@ -384,7 +385,7 @@ func walkReport(r io.Reader, member func(dec *json.Decoder, key string) (bool, e
 			if done, err := member(dec, k); err != nil {
 				return err
 			} else if !done {
-				if err := skip(dec); err != nil {
+				if err := jsonstream.Skip(dec); err != nil {
 					return err
 				}
 			}
@@ -406,37 +407,6 @@ func walkReport(r io.Reader, member func(dec *json.Decoder, key string) (bool, e
 	}
 	return err
 }
-
-// skip reads the next value of dec, an array's or an object's members one
-// at a time so that a list of a million problems is never held whole.
-func skip(dec *json.Decoder) error {
-	t, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, ok := t.(json.Delim)
-	if !ok {
-		return nil
-	}
-	for dec.More() {
-		if d == '{' {
-			if _, err := dec.Token(); err != nil {
-				return err
-			}
-		}
-		var v ignored
-		if err := dec.Decode(&v); err != nil {
-			return err
-		}
-	}
-	_, err = dec.Token()
-	return err
-}
-
-// ignored is a value Decode checks but does not copy nor convert.
-type ignored struct{}
-
-func (*ignored) UnmarshalJSON([]byte) error { return nil }
 
 // eachElement calls fn, which decodes from dec, for each element of the
 // array dec is at, the value of key; null is an empty array, as for

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
+	"github.com/openpcrs/pcrs-indexer/internal/jsonstream"
 	"github.com/openpcrs/pcrs-indexer/vector"
 	"github.com/paulmach/orb"
 )
@@ -523,31 +524,11 @@ func reportField(r io.Reader, key string, v any) error {
 		if t == key {
 			return dec.Decode(v)
 		}
-		if err := skipValue(dec); err != nil {
+		if err := jsonstream.Skip(dec); err != nil {
 			return err
 		}
 	}
 	return fmt.Errorf("%w: %s", errNoField, key)
-}
-
-// skipValue reads past one JSON value, a token at a time.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch t {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
 }
 
 // CheckOut makes sure outputs can be written into dir, before a scan spends

@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/openpcrs/pcrs-indexer/internal/jsonstream"
 )
 
 // The problems report (CSV, and its JSON twin for the delivery page) is
@@ -81,7 +83,7 @@ func walkReport(r io.Reader, visit reportVisitor, epsg *map[string]int) error {
 				err = skipTypeError(err)
 			}
 		default:
-			err = skipValue(dec)
+			err = jsonstream.Skip(dec)
 		}
 		if err != nil {
 			return fmt.Errorf("report.json, %v: %w", t, err)
@@ -153,27 +155,6 @@ func eachEntry(visit func(section string, e *reportEntry) error) reportVisitor {
 			return err
 		}
 		return visit(section, e)
-	}
-}
-
-// skipValue reads past the next value, token by token: a long list the
-// walk does not need costs no memory.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch t {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
 	}
 }
 
