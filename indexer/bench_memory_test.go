@@ -305,3 +305,43 @@ func TestNameTooLong(t *testing.T) {
 		t.Fatalf("counts %+v, skipped %.300v", r.Counts, r.Skipped)
 	}
 }
+
+// junk lists, first, n objects the walk cannot use (names the storage
+// refuses), last name first.
+type junk struct {
+	*generated
+	n int
+}
+
+func (j junk) List(ctx context.Context, cursor string) (storage.Page, error) {
+	p, err := j.generated.List(ctx, cursor)
+	if cursor == "" {
+		bad := make([]storage.Object, j.n)
+		for i := range bad {
+			bad[i] = storage.Object{Key: fmt.Sprintf("junk/%06d.txt", j.n-1-i), Err: fmt.Errorf("refused: %w", storage.ErrBadKey)}
+		}
+		p.Objects = append(bad, p.Objects...)
+	}
+	return p, err
+}
+
+// TestSkippedBounded: a listing naming more unusable objects than a
+// report lists gives the first by path, and counts them all.
+func TestSkippedBounded(t *testing.T) {
+	defer indexer.SetMaxSkipped(100)()
+	g := newGenerated(t, 5)
+	res, err := indexer.Scan(context.Background(), indexer.Config{Storage: junk{g, 250}, Location: "/generated", Backend: "file", Name: "generated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	r := res.Report
+	if r.Counts.Readable != 5 || len(r.Skipped) != 100 || r.SkippedTotal != 250 {
+		t.Fatalf("readable %d, %d skipped listed, %d counted", r.Counts.Readable, len(r.Skipped), r.SkippedTotal)
+	}
+	for i, sk := range r.Skipped {
+		if want := fmt.Sprintf("junk/%06d.txt", i); sk.Path != want {
+			t.Fatalf("skipped %d is %s, want %s", i, sk.Path, want)
+		}
+	}
+}

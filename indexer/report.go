@@ -76,6 +76,9 @@ type Report struct {
 	// Skipped lists what the walk listed but could not use and is not a
 	// tile (a looping folder, an unsizeable sidecar): said, never silent.
 	Skipped []SkippedEntry `json:"skipped,omitempty"`
+	// SkippedTotal counts them all: Skipped lists at most 10,000, the
+	// first by path (a hostile listing can name millions).
+	SkippedTotal int `json:"skippedTotal,omitempty"`
 }
 
 // Outline is the livrable's footprint.
@@ -184,7 +187,8 @@ func buildReport(source string, started, finished time.Time, lst listing, sp *sp
 		ProblemsByReason: map[string]int{ReasonEmpty: 0, ReasonCorrupt: 0, ReasonNotGeoreferenced: 0, ReasonNoCRS: 0, ReasonUnreachable: 0, ReasonMisplaced: 0},
 		EPSG:             map[string]int{},
 		AreaKm2:          outline.AreaKm2,
-		Skipped:          lst.skipped,
+		Skipped:          lst.skipped.kept,
+		SkippedTotal:     lst.skipped.total,
 	}
 	var sum tileSummary
 	if sp == nil {

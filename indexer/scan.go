@@ -5,6 +5,8 @@
 package indexer
 
 import (
+	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +15,6 @@ import (
 	"path"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -368,8 +369,11 @@ func scanInto(ctx context.Context, st storage.Storage, cfg Config, sp *spool, lo
 		}
 		return nil, err
 	}
-	for _, sk := range lst.skipped {
+	for _, sk := range lst.skipped.kept {
 		log.Warn("object skipped", "path", sk.Path, "detail", sk.Detail)
+	}
+	if n := lst.skipped.total - len(lst.skipped.kept); n > 0 {
+		log.Warn("more objects skipped than the report lists", "listed", len(lst.skipped.kept), "skipped", lst.skipped.total)
 	}
 	if err := sp.finish(); err != nil {
 		return nil, err
@@ -422,7 +426,7 @@ func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool
 		}
 	}
 	skip := func(o storage.Object) {
-		lst.skipped = append(lst.skipped, SkippedEntry{Path: DisplayName(o.Key), Detail: DisplayName(o.Err.Error())})
+		lst.skipped.add(SkippedEntry{Path: DisplayName(o.Key), Detail: DisplayName(o.Err.Error())})
 	}
 	grp := newGrouper(storage.ListsInOrder(cfg.Storage), emit, skip)
 	sizedByRead := storage.SizesByRead(cfg.Storage)
@@ -434,7 +438,7 @@ func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool
 			if len(o.Key) <= maxKey {
 				return false
 			}
-			lst.skipped = append(lst.skipped, SkippedEntry{Path: DisplayName(runePrefix(o.Key, maxShownKey)) + "…",
+			lst.skipped.add(SkippedEntry{Path: DisplayName(runePrefix(o.Key, maxShownKey)) + "…",
 				Detail: fmt.Sprintf("a name of %d bytes: no storage serves one longer than %d", len(o.Key), maxKey)})
 			return true
 		})
@@ -454,7 +458,7 @@ func listAndJudge(ctx context.Context, st storage.Storage, cfg Config, sp *spool
 	if err != nil {
 		return listing{}, err
 	}
-	sort.Slice(lst.skipped, func(i, j int) bool { return lst.skipped[i].Path < lst.skipped[j].Path })
+	slices.SortFunc(lst.skipped.kept, compareSkipped)
 	return lst, nil
 }
 
@@ -577,8 +581,54 @@ func needSize(o storage.Object, sizedByRead, stateful bool) bool {
 // listing is what the walk told besides the tiles: what could not be
 // used, and how many objects were listed in all.
 type listing struct {
-	skipped []SkippedEntry
+	skipped skippedList
 	listed  int
+}
+
+// maxSkipped bounds the skipped objects a report lists: a hostile listing
+// can name millions the walk cannot use (10,000,000 objects pass the
+// walk's bounds), each a path and a sentence in memory until the report
+// is written. All are counted (Report.SkippedTotal); those listed are the
+// first by path, whatever the order they came in.
+var maxSkipped = 10_000
+
+// skippedList keeps the first maxSkipped entries by path: a heap whose
+// top is the last of them, replaced by any that comes before it.
+type skippedList struct {
+	kept  []SkippedEntry
+	total int
+}
+
+func (l *skippedList) add(e SkippedEntry) {
+	l.total++
+	if len(l.kept) < maxSkipped {
+		heap.Push((*skippedHeap)(&l.kept), e)
+		return
+	}
+	if len(l.kept) > 0 && compareSkipped(e, l.kept[0]) < 0 {
+		l.kept[0] = e
+		heap.Fix((*skippedHeap)(&l.kept), 0)
+	}
+}
+
+// compareSkipped orders entries by path, then detail: one order whatever
+// the listing's.
+func compareSkipped(a, b SkippedEntry) int {
+	return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Detail, b.Detail))
+}
+
+// skippedHeap is a max-heap: its top is the entry the next smaller one
+// replaces.
+type skippedHeap []SkippedEntry
+
+func (h skippedHeap) Len() int           { return len(h) }
+func (h skippedHeap) Less(i, j int) bool { return compareSkipped(h[i], h[j]) > 0 }
+func (h skippedHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *skippedHeap) Push(x any)        { *h = append(*h, x.(SkippedEntry)) }
+func (h *skippedHeap) Pop() any {
+	x := (*h)[len(*h)-1]
+	*h = (*h)[:len(*h)-1]
+	return x
 }
 
 // SkippedEntry is an object or folder the walk listed but could not use
