@@ -2,9 +2,11 @@ package s3_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -49,5 +51,50 @@ func TestEmptyTruncatedPages(t *testing.T) {
 	}
 	if calls.Load() != 4 {
 		t.Errorf("%d listing requests, want 4", calls.Load())
+	}
+}
+
+// TestEndlessListingAnswer: a server answering a listing with objects
+// without end is cut at the bound (ErrTooLarge, final), where the SDK
+// would have decoded all of it; an answer under the bound still lists.
+func TestEndlessListingAnswer(t *testing.T) {
+	defer s3.SetMaxListAnswer(1 << 20)()
+	var written atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix>`)
+		entries := 5
+		if r.URL.Query().Get("prefix") == "p/" {
+			entries = 1 << 30 // until the client hangs up
+		}
+		for i := range entries {
+			n, err := fmt.Fprintf(w, `<Contents><Key>p/%09d.tif</Key><Size>10</Size><ETag>"e"</ETag><LastModified>2024-01-02T03:04:05.000Z</LastModified></Contents>`, i)
+			written.Add(int64(n))
+			if err != nil || written.Load() > 256<<20 {
+				return
+			}
+		}
+		fmt.Fprint(w, `<IsTruncated>false</IsTruncated></ListBucketResult>`)
+	}))
+	defer srv.Close()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
+	s, err := s3.New(cfg, "b", "p", srv.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.List(context.Background(), "")
+	if !errors.Is(err, storage.ErrTooLarge) || errors.Is(err, storage.ErrTransient) || !strings.Contains(err.Error(), "1048576 bytes") {
+		t.Fatalf("an endless answer: %v, want a final ErrTooLarge naming the bound", err)
+	}
+	srv.CloseClientConnections()
+	if w := written.Load(); w > 64<<20 {
+		t.Errorf("the server wrote %d bytes before the client stopped reading", w)
+	}
+	short, err := s3.New(cfg, "b", "q", srv.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, err := short.List(context.Background(), ""); err != nil {
+		t.Fatalf("a short answer: %d objects, %v", len(page.Objects), err)
 	}
 }

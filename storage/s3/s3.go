@@ -28,6 +28,8 @@ import (
 // Storage serves the objects below a prefix of a bucket.
 type Storage struct {
 	client *s3.Client
+	// lister is the HTTP client of listings, their answers bounded.
+	lister *http.Client
 	bucket string
 	prefix string // "" or ending with "/"
 }
@@ -84,6 +86,7 @@ func newStorage(cfg aws.Config, bucket, prefix, endpoint string, pathStyle, isol
 	if bucket == "" {
 		return nil, errors.New("s3 location without a bucket")
 	}
+	base := transport(guard, isolated)
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		switch {
 		case endpoint != "":
@@ -97,13 +100,58 @@ func newStorage(cfg aws.Config, bucket, prefix, endpoint string, pathStyle, isol
 		// Ranged reads of a header have no full-object checksum to check.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.HTTPClient = &http.Client{Transport: transport(guard, isolated)}
+		o.HTTPClient = &http.Client{Transport: base}
 	})
 	prefix = strings.TrimPrefix(prefix, "/")
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &Storage{client: client, bucket: bucket, prefix: prefix}, nil
+	lister := &http.Client{Transport: boundedAnswers{base: base, max: maxListAnswer}}
+	return &Storage{client: client, lister: lister, bucket: bucket, prefix: prefix}, nil
+}
+
+// maxListAnswer bounds one ListObjectsV2 answer: 1,000 keys of at most
+// 1,024 bytes take under 2 MB, and the SDK decodes an answer whole, so a
+// server sending one without end would take all memory.
+var maxListAnswer int64 = 16 << 20
+
+// errAnswerTooLong stops the SDK's reading of an answer past the bound.
+var errAnswerTooLong = errors.New("answer too long")
+
+// boundedAnswers fails the reading of any answer body past max bytes.
+type boundedAnswers struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (b boundedAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := b.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = &boundedBody{ReadCloser: resp.Body, left: b.max}
+	}
+	return resp, err
+}
+
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errAnswerTooLong
+	}
+	// One byte past the bound tells an answer of exactly max bytes from
+	// a longer one.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, errAnswerTooLong
+	}
+	return n, err
 }
 
 // transport dials through guard. A guarded or isolated client ignores
@@ -148,7 +196,10 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 	if cursor != "" {
 		in.ContinuationToken = aws.String(cursor)
 	}
-	out, err := s.client.ListObjectsV2(ctx, in)
+	out, err := s.client.ListObjectsV2(ctx, in, func(o *s3.Options) { o.HTTPClient = s.lister })
+	if errors.Is(err, errAnswerTooLong) {
+		return storage.Page{}, fmt.Errorf("%w: listing s3://%s/%s: an answer over %d bytes", storage.ErrTooLarge, s.bucket, s.prefix, maxListAnswer)
+	}
 	if err != nil {
 		return storage.Page{}, s.mapErr(ctx, "listing", err)
 	}

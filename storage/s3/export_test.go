@@ -1,0 +1,9 @@
+package s3
+
+// SetMaxListAnswer bounds a listing's answer at n bytes, so that a test
+// passes the bound without sending 16 MiB; the returned func restores it.
+func SetMaxListAnswer(n int64) (restore func()) {
+	old := maxListAnswer
+	maxListAnswer = n
+	return func() { maxListAnswer = old }
+}
