@@ -72,7 +72,7 @@ func Open(ctx context.Context, u *url.URL, opts storage.Options) (storage.Storag
 	s.guard = opts.Guard
 	// Connect now: a wrong password or host key is the user's to fix, not a
 	// reason to retry every tile.
-	if _, _, err := s.slots[0].get(ctx, s); err != nil {
+	if _, err := s.slots[0].get(ctx, s); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -197,35 +197,35 @@ func New(addr, root string, cfg *ssh.ClientConfig) *Storage {
 	return s
 }
 
-func (sl *slot) current() (*ssh.Client, *sftp.Client) {
+func (sl *slot) current() *sftp.Client {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	return sl.ssh, sl.client
+	return sl.client
 }
 
 // get returns the slot's session, connecting it if needed. Callers wait
 // for a connection in progress only as long as their context allows.
-func (sl *slot) get(ctx context.Context, s *Storage) (*ssh.Client, *sftp.Client, error) {
-	if sc, c := sl.current(); c != nil {
-		return sc, c, nil
+func (sl *slot) get(ctx context.Context, s *Storage) (*sftp.Client, error) {
+	if c := sl.current(); c != nil {
+		return c, nil
 	}
 	select {
 	case sl.turn <- struct{}{}:
 	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		return nil, ctx.Err()
 	}
 	defer func() { <-sl.turn }()
-	if sc, c := sl.current(); c != nil {
-		return sc, c, nil // connected while we waited
+	if c := sl.current(); c != nil {
+		return c, nil // connected while we waited
 	}
 	sc, client, err := s.connect(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sl.mu.Lock()
 	sl.ssh, sl.client = sc, client
 	sl.mu.Unlock()
-	return sc, client, nil
+	return client, nil
 }
 
 // connect dials, shakes hands and starts SFTP, all within the handshake
@@ -347,21 +347,16 @@ func (sl *slot) drop(client *sftp.Client) {
 // with runs op on a session. A cancelled context closes the session to
 // abort the request; a dropped session is reported transient and replaced.
 func (s *Storage) with(ctx context.Context, op func(*sftp.Client) error) error {
-	return s.withSession(ctx, func(_ *ssh.Client, c *sftp.Client) error { return op(c) })
-}
-
-// withSession is with, op also given the session's SSH connection.
-func (s *Storage) withSession(ctx context.Context, op func(*ssh.Client, *sftp.Client) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	sl := &s.slots[s.next.Add(1)%Sessions]
-	sc, client, err := sl.get(ctx, s)
+	client, err := sl.get(ctx, s)
 	if err != nil {
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- op(sc, client) }()
+	go func() { done <- op(client) }()
 	select {
 	case <-ctx.Done():
 		sl.drop(client)
@@ -395,8 +390,8 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 		return storage.Page{}, err
 	}
 	var page storage.Page
-	err = s.withSession(ctx, func(sc *ssh.Client, c *sftp.Client) error {
-		entries, err := readDir(ctx, sc, c, dir)
+	err = s.with(ctx, func(c *sftp.Client) error {
+		entries, err := c.ReadDir(dir)
 		if err != nil {
 			return err
 		}
@@ -418,74 +413,6 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 		return nil
 	})
 	return page, err
-}
-
-// maxListBytes bounds what one folder's listing may take on the wire, as
-// httpdir bounds a page and ftp a listing (100,000 tiles with their world
-// files take about 20 MB here).
-var maxListBytes int64 = 32 << 20
-
-// errListTooLong stops the library's reading of a listing past the bound.
-var errListTooLong = errors.New("listing too long")
-
-// readDir lists dir on an SFTP channel of its own whose bytes are counted:
-// the library's ReadDir holds a whole folder before it answers, and a
-// server sending entries without end would take all memory. A channel per
-// listing costs a round trip or two per folder, never per tile. A server
-// refusing a second channel (MaxSessions 1) is listed on the session's
-// own channel, unbounded as before.
-func readDir(ctx context.Context, sc *ssh.Client, shared *sftp.Client, dir string) ([]os.FileInfo, error) {
-	session, err := sc.NewSession()
-	var refused *ssh.OpenChannelError
-	if errors.As(err, &refused) {
-		return shared.ReadDirContext(ctx, dir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer session.Close()
-	w, err := session.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := session.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := session.RequestSubsystem("sftp"); err != nil {
-		return nil, err
-	}
-	r := &boundedReader{r: out, left: maxListBytes}
-	client, err := sftp.NewClientPipe(r, w)
-	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
-	entries, err := client.ReadDirContext(ctx, dir)
-	if r.over {
-		return nil, fmt.Errorf("%w: the listing of %q is longer than %d bytes", storage.ErrTooLarge, dir, maxListBytes)
-	}
-	return entries, err
-}
-
-// boundedReader fails once more than left bytes were read through it.
-type boundedReader struct {
-	r    io.Reader
-	left int64
-	over bool
-}
-
-func (b *boundedReader) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		b.over = true
-		return 0, errListTooLong
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	b.left -= int64(n)
-	return n, err
 }
 
 // ReadAt opens the file, reads, and closes it.
@@ -537,8 +464,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) 
 func (s *Storage) Close() error {
 	for i := range s.slots {
 		sl := &s.slots[i]
-		_, c := sl.current()
-		sl.drop(c)
+		sl.drop(sl.current())
 	}
 	if s.agent != nil {
 		s.agent.Close()
