@@ -61,3 +61,15 @@ func TestEscapedKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRunePrefix: a cut never splits a UTF-8 sequence, and a name of
+// stray bytes is cut where it stands rather than emptied.
+func TestRunePrefix(t *testing.T) {
+	for _, c := range []struct{ s, want string }{
+		{"abc", "abc"}, {"aaé", "aa"}, {"aéa", "aé"}, {"ééé", "é"}, {"\x80\x80\x80\x80\x80\x80", "\x80\x80\x80"}, {"ab\x80\x80", "ab\x80"},
+	} {
+		if got := runePrefix(c.s, 3); got != c.want {
+			t.Errorf("runePrefix(%q, 3) = %q, want %q", c.s, got, c.want)
+		}
+	}
+}

@@ -471,13 +471,20 @@ const (
 	maxShownKey = 256
 )
 
-// runePrefix is s cut to at most n bytes, never inside a UTF-8 sequence.
+// runePrefix is s cut to at most n bytes, never inside a valid UTF-8
+// sequence; stray bytes (a name in another encoding) are cut where they
+// stand.
 func runePrefix(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
+	for k := 1; k < utf8.UTFMax && k <= n; k++ {
+		if utf8.RuneStart(s[n-k]) {
+			if _, size := utf8.DecodeRuneInString(s[n-k:]); size > k {
+				return s[:n-k] // the sequence starting there runs past n
+			}
+			break
+		}
 	}
 	return s[:n]
 }

@@ -198,7 +198,7 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 	}
 	out, err := s.client.ListObjectsV2(ctx, in, func(o *s3.Options) { o.HTTPClient = s.lister })
 	if errors.Is(err, errAnswerTooLong) {
-		return storage.Page{}, fmt.Errorf("%w: listing s3://%s/%s: an answer over %d bytes", storage.ErrTooLarge, s.bucket, s.prefix, maxListAnswer)
+		return storage.Page{}, fmt.Errorf("%w: listing s3://%s/%s: an answer over %d bytes", storage.ErrTooLarge, s.bucket, s.prefix, s.lister.Transport.(boundedAnswers).max)
 	}
 	if err != nil {
 		return storage.Page{}, s.mapErr(ctx, "listing", err)
