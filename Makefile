@@ -95,7 +95,7 @@ bench: deps-test
 	@set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkRemoteScan|BenchmarkLocalVsGdaltindex' -benchtime 1x ./indexer/ | grep -E '^(Benchmark|remote scan|local scan|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkFlatGeobufMemory -benchtime 1x ./vector/ | grep -E '^(Benchmark|flatgeobuf memory|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkScanMemory -benchtime 1x -timeout 30m ./indexer/ | grep -E '^(Benchmark|scan memory|--- FAIL|    )'
-	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkCheck1M -benchtime 3x -cpu 1 ./quality/ | grep -E '^(Benchmark|--- FAIL|    )'
+	@set -o pipefail; $(GO) test -run '^$$' -bench 'BenchmarkCheck1M|BenchmarkCheckStream' -benchtime 3x -cpu 1 ./quality/ | grep -E '^(Benchmark|check memory|--- FAIL|    )'
 	@set -o pipefail; $(GO) test -run '^$$' -bench BenchmarkDecryptKey -benchtime 3x ./storage/sftp/ | tee /dev/stderr | awk '\
 		/^BenchmarkDecryptKey\/rounds=128-/{d=$$3} /^BenchmarkDecryptKey\/rounds=128\/cached/{c=$$3} \
 		END{ if (d && c) printf "\nsftp key: 128 bcrypt rounds decrypted in %.2f s at each opening, %.1f us once cached (%.0fx)\n\n", d/1e9, c/1e3, d/c; else { print "bench: sftp key results missing"; exit 1 } }'

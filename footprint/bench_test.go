@@ -144,22 +144,36 @@ func BenchmarkPlace(b *testing.B) {
 // columns, with a few holes: sized once, so that building it leaves no
 // garbage behind.
 func memoryGrid(n int) []Tile {
+	tiles := make([]Tile, 0, n)
+	_ = gridSource(n)(func(t Tile) bool {
+		tiles = append(tiles, t)
+		return true
+	})
+	return tiles
+}
+
+// gridSource is memoryGrid(n) made tile by tile as it is read, never held.
+func gridSource(n int) TileSource {
 	cols := n / 1000
 	hole := func(c, r int) bool {
 		return (c >= cols/3 && c < cols/3+4 && r >= 200 && r < 205) ||
 			(c == cols/2 && r >= 600 && r < 603) ||
 			(c == cols-2 && r == 900)
 	}
-	tiles := make([]Tile, 0, n)
-	for r := range 1000 {
-		for c := range cols {
-			if !hole(c, r) {
+	return func(yield func(Tile) bool) error {
+		for r := range 1000 {
+			for c := range cols {
+				if hole(c, r) {
+					continue
+				}
 				x, y := 600000+float64(c)*200, 6200000+float64(r)*200
-				tiles = append(tiles, Tile{EPSG: 2154, Box: Box{x, y, x + 200, y + 200}})
+				if !yield(Tile{EPSG: 2154, Box: Box{x, y, x + 200, y + 200}}) {
+					return nil
+				}
 			}
 		}
+		return nil
 	}
-	return tiles
 }
 
 // rssKiB is the process's resident set now, from /proc/self/status.

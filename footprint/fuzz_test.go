@@ -21,29 +21,8 @@ func FuzzUnion(f *testing.F) {
 	f.Add(uint64(2), uint8(1), uint8(1), uint8(255), uint8(0), uint8(0))
 	f.Add(uint64(3), uint8(16), uint8(16), uint8(128), uint8(100), uint8(10))
 	f.Fuzz(func(t *testing.T, seed uint64, w, h, fill, dup, jitter uint8) {
-		cols, rows := 1+int(w%24), 1+int(h%24)
-		r := rand.New(rand.NewPCG(seed, uint64(cols)<<8|uint64(rows)))
+		boxes, occ, cols, r := fuzzUnionGrid(seed, w, h, fill, dup, jitter)
 		const size = 200.0
-		// Jitter stays under half the tolerance so that edges snap together.
-		amp := float64(jitter%11) / 10 * DefaultTolerance / 2
-		jit := func() float64 { return (r.Float64()*2 - 1) * amp }
-		occ := make([]bool, cols*rows)
-		var boxes []Box
-		for i := range occ {
-			if r.IntN(256) >= int(fill) {
-				continue
-			}
-			occ[i] = true
-			x, y := float64(i%cols)*size, float64(i/cols)*size
-			copies := 1
-			if r.IntN(256) < int(dup) {
-				copies = 2
-			}
-			for range copies {
-				boxes = append(boxes, Box{x + jit(), y + jit(), x + size + jit(), y + size + jit()})
-			}
-		}
-		r.Shuffle(len(boxes), func(i, j int) { boxes[i], boxes[j] = boxes[j], boxes[i] })
 		mp := Union(boxes, DefaultTolerance)
 		if d := sameMultiPolygon(mp, oldUnion(boxes, DefaultTolerance)); d != "" {
 			t.Fatalf("differs from the frozen Union: %s", d)
@@ -67,6 +46,35 @@ func FuzzUnion(f *testing.F) {
 			geosValid(t, mp)
 		}
 	})
+}
+
+// fuzzUnionGrid is FuzzUnion's box set: cols columns of 200 m cells, occ
+// saying which are covered, and the generator, for the rest of the test.
+func fuzzUnionGrid(seed uint64, w, h, fill, dup, jitter uint8) ([]Box, []bool, int, *rand.Rand) {
+	cols, rows := 1+int(w%24), 1+int(h%24)
+	r := rand.New(rand.NewPCG(seed, uint64(cols)<<8|uint64(rows)))
+	const size = 200.0
+	// Jitter stays under half the tolerance so that edges snap together.
+	amp := float64(jitter%11) / 10 * DefaultTolerance / 2
+	jit := func() float64 { return (r.Float64()*2 - 1) * amp }
+	occ := make([]bool, cols*rows)
+	var boxes []Box
+	for i := range occ {
+		if r.IntN(256) >= int(fill) {
+			continue
+		}
+		occ[i] = true
+		x, y := float64(i%cols)*size, float64(i/cols)*size
+		copies := 1
+		if r.IntN(256) < int(dup) {
+			copies = 2
+		}
+		for range copies {
+			boxes = append(boxes, Box{x + jit(), y + jit(), x + size + jit(), y + size + jit()})
+		}
+	}
+	r.Shuffle(len(boxes), func(i, j int) { boxes[i], boxes[j] = boxes[j], boxes[i] })
+	return boxes, occ, cols, r
 }
 
 // fuzzCRSs are the CRSs of FuzzOutline's tiles, with the origin of a block
@@ -105,35 +113,7 @@ func FuzzOutline(f *testing.F) {
 	var ps Projectors
 	f.Cleanup(ps.Close)
 	f.Fuzz(func(t *testing.T, seed uint64, n, hostileRate, crsMask, rotateRate uint8) {
-		r := rand.New(rand.NewPCG(seed, uint64(n)<<16|uint64(hostileRate)<<8|uint64(crsMask)))
-		var crss []int
-		for i := range fuzzCRSs {
-			if crsMask&(1<<(i%8)) != 0 {
-				crss = append(crss, i)
-			}
-		}
-		if len(crss) == 0 {
-			crss = []int{0}
-		}
-		count := 1 + int(n%48)
-		tiles := make([]Tile, 0, count)
-		kinds := make([]int, 0, count) // 0 good, 1 hostile, 2 random bits
-		for range count {
-			c := fuzzCRSs[crss[r.IntN(len(crss))]]
-			jit := func() float64 { return (r.Float64()*2 - 1) * c.side * 1e-5 }
-			x := c.x + float64(r.IntN(6))*c.side + jit()
-			y := c.y + float64(r.IntN(6))*c.side + jit()
-			good := Tile{EPSG: c.code, Box: Box{x, y, x + c.side + jit(), y + c.side + jit()}}
-			if r.IntN(256) < int(rotateRate) {
-				good = fuzzRotated(c.code, x, y, c.side, (r.Float64()*2-1)*0.2, r.IntN(2) == 0)
-			}
-			if r.IntN(256) >= int(hostileRate) {
-				tiles, kinds = append(tiles, good), append(kinds, 0)
-				continue
-			}
-			h, kind := fuzzHostile(r, good, c.side)
-			tiles, kinds = append(tiles, h), append(kinds, kind)
-		}
+		tiles, kinds := fuzzDelivery(seed, n, hostileRate, crsMask, rotateRate)
 
 		res := ps.Place(tiles, Options{})
 		if d := sameResult(res, ps.oldPlace(tiles, Options{})); d != "" {
@@ -180,6 +160,41 @@ func FuzzOutline(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzDelivery is FuzzOutline's delivery: its tiles and their kinds (0
+// good, 1 hostile, 2 random bits).
+func fuzzDelivery(seed uint64, n, hostileRate, crsMask, rotateRate uint8) ([]Tile, []int) {
+	r := rand.New(rand.NewPCG(seed, uint64(n)<<16|uint64(hostileRate)<<8|uint64(crsMask)))
+	var crss []int
+	for i := range fuzzCRSs {
+		if crsMask&(1<<(i%8)) != 0 {
+			crss = append(crss, i)
+		}
+	}
+	if len(crss) == 0 {
+		crss = []int{0}
+	}
+	count := 1 + int(n%48)
+	tiles := make([]Tile, 0, count)
+	kinds := make([]int, 0, count) // 0 good, 1 hostile, 2 random bits
+	for range count {
+		c := fuzzCRSs[crss[r.IntN(len(crss))]]
+		jit := func() float64 { return (r.Float64()*2 - 1) * c.side * 1e-5 }
+		x := c.x + float64(r.IntN(6))*c.side + jit()
+		y := c.y + float64(r.IntN(6))*c.side + jit()
+		good := Tile{EPSG: c.code, Box: Box{x, y, x + c.side + jit(), y + c.side + jit()}}
+		if r.IntN(256) < int(rotateRate) {
+			good = fuzzRotated(c.code, x, y, c.side, (r.Float64()*2-1)*0.2, r.IntN(2) == 0)
+		}
+		if r.IntN(256) >= int(hostileRate) {
+			tiles, kinds = append(tiles, good), append(kinds, 0)
+			continue
+		}
+		h, kind := fuzzHostile(r, good, c.side)
+		tiles, kinds = append(tiles, h), append(kinds, kind)
+	}
+	return tiles, kinds
 }
 
 // fuzzRotated is a side x side tile turned by angle radians about its

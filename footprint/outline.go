@@ -122,23 +122,13 @@ type Rejected struct {
 	Err   error
 }
 
-// group is the tiles of one CRS, by their index in Place's tiles: the
-// boxes stay in the caller's slice.
-type group struct {
-	code          int
-	p             *Projector
-	tiles         []Tile
-	quads         orb.MultiPolygon
-	boxIx, quadIx []int32
-}
-
 // Place is the livrable's footprint in WGS84: the exact union of its
 // tiles, per CRS in that CRS (rotated tiles through GEOS), then merged.
 // Tiles that fail Check, or whose geometry GEOS cannot merge even once
 // repaired, are left out and listed in Rejected: placing never fails.
 //
-// Beyond tiles and the result, Place holds 4 bytes a tile (its index in
-// its CRS's list), a few megabytes of batches, and the union's working
+// Beyond tiles and the result, Place holds one bit a tile (see
+// PlaceStream), a few megabytes of batches, and the union's working
 // memory (see the package doc: little for tiles on a grid). Reprojecting
 // the corners leaves about 20 bytes of garbage per distinct corner (cgo
 // copies in godal), some 25 bytes a tile on a grid.
@@ -153,168 +143,67 @@ func (ps *Projectors) Place(tiles []Tile, o Options) Result {
 // PlaceEach is Place giving each rejected tile to rejected as it is found,
 // in no particular order, rather than in Result.Rejected: a delivery whose
 // every tile is misplaced (a wrong EPSG code) would hold a million
-// errors.
+// errors. It is PlaceStream over tiles, which never fails.
 func (ps *Projectors) PlaceEach(tiles []Tile, o Options, rejected func(Rejected)) Result {
-	o = o.withDefaults()
-	var res Result
-	reject := func(i int, err error) {
-		rejected(Rejected{Index: i, Err: fmt.Errorf("%w: %w", ErrMisplaced, err)})
-	}
-	// Tiles sound in their own CRS, by CRS; only their indexes are kept,
-	// each CRS's list sized once: corners are recomputed batch by batch
-	// when reprojected, so that a million tiles never hold a million
-	// corner sets at once.
-	type list struct{ ix []int32 }
-	count := map[int]int{}
-	for _, t := range tiles {
-		count[t.EPSG]++
-	}
-	byCode := make(map[int]*list, len(count))
-	var last *list // the previous tile's CRS's: most deliveries have one
-	lastCode := 0
-	for i, t := range tiles {
-		if _, err := corners(t); err != nil {
-			reject(i, err)
-			continue
-		}
-		if last == nil || t.EPSG != lastCode {
-			if last, lastCode = byCode[t.EPSG], t.EPSG; last == nil {
-				last = &list{ix: make([]int32, 0, count[t.EPSG])}
-				byCode[t.EPSG] = last
+	res, _ := ps.PlaceStream(func(yield func(Tile) bool) error {
+		for _, t := range tiles {
+			if !yield(t) {
+				break
 			}
 		}
-		last.ix = append(last.ix, int32(i))
-	}
-	codes := make([]int, 0, len(byCode))
-	for c := range byCode {
-		codes = append(codes, c)
-	}
-	slices.Sort(codes)
-	var parts []part
-	for _, code := range codes {
-		ix := byCode[code].ix
-		delete(byCode, code)
-		p, err := ps.Get(code)
-		if err != nil {
-			for _, i := range ix {
-				reject(int(i), err)
-			}
-			continue
-		}
-		g := p.group(tiles, ix, o.withDefaults(), reject)
-		pt, area := g.outline(p.inUnits(o), rejected)
-		if len(pt.wgs84) > 0 {
-			parts = append(parts, pt)
-			res.Area += area
-		}
-	}
-	res.WGS84 = merge(parts, rejected)
+		return nil
+	}, o, rejected)
 	return res
 }
 
-// group checks the tiles ix of p's CRS batch by batch and sorts the
-// sound ones into boxes and quads. The boxes' indexes overwrite ix, which
-// group owns from then on.
-func (p *Projector) group(tiles []Tile, ix []int32, o Options, reject func(int, error)) *group {
-	u := p.inUnits(o)
-	g := &group{code: p.code, p: p, tiles: tiles}
-	cs := make([][4]orb.Point, 0, min(len(ix), checkBatch))
-	errs := make([]error, min(len(ix), checkBatch))
-	var cb cornerBatch
-	boxIx := ix[:0] // never written ahead of the index being read
-	for from := 0; from < len(ix); from += checkBatch {
-		batch := ix[from:min(from+checkBatch, len(ix))]
-		cs = cs[:0]
-		for _, i := range batch {
-			c, _ := corners(tiles[i]) // sound: checked before grouping
-			cs = append(cs, c)
-		}
-		p.checkCorners(cs, errs[:len(batch)], &cb)
-		for k, i32 := range batch {
-			i := int(i32)
-			switch t := &tiles[i]; {
-			case errs[k] != nil:
-				reject(i, errs[k])
-			case t.Quad == nil && (t.Box.MaxX-t.Box.MinX <= u.Tolerance || t.Box.MaxY-t.Box.MinY <= u.Tolerance):
-				// The exact union would snap it away without a word.
-				reject(i, fmt.Errorf("box %v within the snapping tolerance (%g)", t.Box, u.Tolerance))
-			case t.Quad != nil:
-				g.quads = append(g.quads, snapQuad(t.Quad, u.Tolerance))
-				g.quadIx = append(g.quadIx, i32)
-			default:
-				boxIx = append(boxIx, i32)
-			}
-		}
-	}
-	g.boxIx = boxIx
-	return g
-}
-
-// part is one CRS's outline in WGS84 and the tiles it is made of.
-type part struct {
-	code  int
-	wgs84 orb.MultiPolygon
-	ix    [2][]int32 // boxes, then rotated tiles
-}
-
-// rejectAll rejects the tiles ix for err, said of the CRS code.
-func rejectAll(rejected func(Rejected), code int, ix []int32, err error) {
-	for _, i := range ix {
-		rejected(Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d: %w", ErrMisplaced, code, err)})
-	}
-}
-
-// outline unions the group in its CRS and reprojects it, rejecting the
-// tiles it cannot place.
-func (g *group) outline(o Options, rejected func(Rejected)) (part, float64) {
-	tiles, boxIx := g.tiles, g.boxIx
-	mp := union(len(boxIx), func(k int) Box { return tiles[boxIx[k]].Box }, o.Tolerance)
-	ix := [2][]int32{boxIx}
-	if len(g.quads) > 0 {
-		u, err := unionAll(append(slices.Clip(g.quads), mp...))
-		g.quads = nil
+// crsOutline is a CRS's outline in WGS84 and its area, from the union mp
+// of its boxes and its rotated tiles quads, given in units of the CRS.
+// quadErr says why the rotated tiles were left out, err why the whole CRS
+// was (the rotated tiles too unless quadErr already left them out).
+func (p *Projector) crsOutline(mp, quads orb.MultiPolygon, o Options) (w orb.MultiPolygon, area float64, quadErr, err error) {
+	if len(quads) > 0 {
+		u, err := unionAll(append(slices.Clip(quads), mp...))
 		if err != nil {
-			rejectAll(rejected, g.code, g.quadIx, fmt.Errorf("rotated tiles cannot be merged: %w", err))
+			quadErr = fmt.Errorf("rotated tiles cannot be merged: %w", err)
 		} else {
 			mp = u
-			ix[1] = g.quadIx
 		}
 	}
-	area := g.p.areaM2(mp)
-	w, err := g.p.MultiPolygon(mp, o.MaxSegment)
+	area = p.areaM2(mp)
+	w, err = p.MultiPolygon(mp, o.MaxSegment)
 	if err == nil && !allFinite(w) {
 		err = errors.New("outline does not reproject to finite coordinates")
 	}
 	if err != nil {
-		rejectAll(rejected, g.code, ix[0], err)
-		rejectAll(rejected, g.code, ix[1], err)
-		return part{}, 0
+		return nil, 0, quadErr, err
 	}
-	return part{code: g.code, wgs84: w, ix: ix}, area
+	return w, area, quadErr, nil
 }
 
-// merge unions the CRSs' outlines in WGS84. A part GEOS cannot repair or
-// merge has its tiles rejected.
-func merge(parts []part, rejected func(Rejected)) orb.MultiPolygon {
+// mergeError is why the tiles of a CRS whose outline cannot be merged with
+// the others' are left out.
+func mergeError(code int, err error) error {
+	return fmt.Errorf("%w: EPSG:%d outline cannot be merged with the others: %w", ErrMisplaced, code, err)
+}
+
+// merge unions the CRSs' outlines in WGS84, giving failed the index of
+// each part GEOS cannot repair or merge, which is left out.
+func merge(parts []orb.MultiPolygon, failed func(int, error)) orb.MultiPolygon {
 	if len(parts) == 0 {
 		return nil
 	}
 	if len(parts) == 1 {
-		return finish(parts[0].wgs84)
+		return finish(parts[0])
 	}
 	var acc orb.MultiPolygon
-	for _, pt := range parts {
-		w, err := repair(pt.wgs84)
+	for k, pt := range parts {
+		w, err := repair(pt)
 		var u orb.MultiPolygon
 		if err == nil {
 			u, err = union2(acc, w)
 		}
 		if err != nil {
-			for _, ix := range pt.ix {
-				for _, i := range ix {
-					rejected(Rejected{Index: int(i), Err: fmt.Errorf("%w: EPSG:%d outline cannot be merged with the others: %w", ErrMisplaced, pt.code, err)})
-				}
-			}
+			failed(k, err)
 			continue
 		}
 		acc = u

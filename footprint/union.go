@@ -72,9 +72,7 @@ func Union(boxes []Box, tol float64) orb.MultiPolygon {
 // union is Union of the n boxes box(0), …, box(n-1), which it reads a few
 // times instead of copying them.
 func union(n int, box func(int) Box, tol float64) orb.MultiPolygon {
-	if tol <= 0 {
-		tol = DefaultTolerance
-	}
+	tol = unionTolerance(tol)
 	var scratch []float64
 	xs := newAxis(n, func(i int) (float64, float64) { b := box(i); return b.MinX, b.MaxX }, tol, &scratch)
 	ys := newAxis(n, func(i int) (float64, float64) { b := box(i); return b.MinY, b.MaxY }, tol, &scratch)
@@ -82,6 +80,18 @@ func union(n int, box func(int) Box, tol float64) orb.MultiPolygon {
 		return nil
 	}
 	runs, runStart := slabRuns(n, box, &xs, &ys)
+	return runsOutline(runs, runStart, &xs, &ys)
+}
+
+func unionTolerance(tol float64) float64 {
+	if tol <= 0 {
+		return DefaultTolerance
+	}
+	return tol
+}
+
+// runsOutline is steps 2 (components) to 5 on the runs of step 2.
+func runsOutline(runs []span, runStart []int32, xs, ys *clusters) orb.MultiPolygon {
 	if len(runs) == 0 {
 		return nil // every box thinner than the tolerance: no area
 	}
@@ -95,33 +105,64 @@ func union(n int, box func(int) Box, tol float64) orb.MultiPolygon {
 // slabRuns is step 2 without the components: the runs of every slab, in
 // one array, slab s's at runs[runStart[s]:runStart[s+1]] by increasing y.
 func slabRuns(n int, box func(int) Box, xs, ys *clusters) ([]span, []int32) {
-	nslab, ncell := xs.len()-1, ys.len()-1
-	words := (ncell + 63) / 64
-	if nslab*words <= max(1<<17, n) {
-		return bitmapRuns(n, box, xs, ys, nslab, words)
+	if bitmapFits(n, xs, ys) {
+		return bitmapRuns(n, box, xs, ys)
 	}
-	return mergedRuns(n, box, xs, ys, nslab)
+	return mergedRuns(n, box, xs, ys)
 }
 
-// bitmapRuns reads the runs off a bitmap of the covered cells, words
-// uint64s a slab.
-func bitmapRuns(n int, box func(int) Box, xs, ys *clusters, nslab, words int) ([]span, []int32) {
-	cells := make([]uint64, nslab*words)
+// bitmapFits says whether the n boxes' cells fit a bitmap of a few bytes a
+// box (any grid delivery does), else their intervals are merged per slab.
+func bitmapFits(n int, xs, ys *clusters) bool {
+	return (xs.len()-1)*((ys.len()-1+63)/64) <= max(1<<17, n)
+}
+
+// bitmapRuns reads the runs off a bitmap of the covered cells.
+func bitmapRuns(n int, box func(int) Box, xs, ys *clusters) ([]span, []int32) {
+	m := newCellBitmap(xs, ys)
 	for i := range n {
-		b := box(i)
-		x0, x1 := xs.index(b.MinX), xs.index(b.MaxX)
-		y0, y1 := ys.index(b.MinY), ys.index(b.MaxY)
-		if x0 >= x1 || y0 >= y1 {
-			continue // thinner than the tolerance: no area
-		}
-		for x := int(x0); x < int(x1); x++ {
-			setBits(cells[x*words:(x+1)*words], int(y0), int(y1))
-		}
+		m.add(box(i))
 	}
-	runStart := make([]int32, nslab+1)
+	return m.runs()
+}
+
+// cellBitmap is the bitmap of the cells covered by boxes added one by one,
+// words uint64s a slab.
+type cellBitmap struct {
+	xs, ys       *clusters
+	nslab, words int
+	cells        []uint64
+}
+
+func newCellBitmap(xs, ys *clusters) *cellBitmap {
+	nslab, words := xs.len()-1, (ys.len()-1+63)/64
+	return &cellBitmap{xs: xs, ys: ys, nslab: nslab, words: words, cells: make([]uint64, nslab*words)}
+}
+
+// add marks b's cells. It is false for a box with a value below every
+// cluster, which no box among those clustered has: the boxes changed.
+func (m *cellBitmap) add(b Box) bool {
+	x0, x1 := m.xs.index(b.MinX), m.xs.index(b.MaxX)
+	y0, y1 := m.ys.index(b.MinY), m.ys.index(b.MaxY)
+	switch {
+	case x0 >= x1 || y0 >= y1:
+		return true // thinner than the tolerance: no area
+	case x0 < 0 || y0 < 0:
+		return false
+	}
+	w := m.words
+	for x := int(x0); x < int(x1); x++ {
+		setBits(m.cells[x*w:(x+1)*w], int(y0), int(y1))
+	}
+	return true
+}
+
+// runs reads the runs off the bitmap.
+func (m *cellBitmap) runs() ([]span, []int32) {
+	runStart := make([]int32, m.nslab+1)
 	var runs []span
-	for s := range nslab {
-		col := cells[s*words : (s+1)*words]
+	for s := range m.nslab {
+		col := m.cells[s*m.words : (s+1)*m.words]
 		for at := nextBit(col, 0, 0); at >= 0; {
 			end := nextBit(col, at, ^uint64(0))
 			if end < 0 {
@@ -168,36 +209,82 @@ func nextBit(row []uint64, at int, flip uint64) int {
 
 // mergedRuns gathers each slab's box intervals (one array, indexed by slab)
 // and merges them into runs in place.
-func mergedRuns(n int, box func(int) Box, xs, ys *clusters, nslab int) ([]span, []int32) {
-	count := make([]int32, nslab+1)
+func mergedRuns(n int, box func(int) Box, xs, ys *clusters) ([]span, []int32) {
+	m := newSlabIntervals(xs, ys)
 	for i := range n {
-		b := box(i)
-		x0, x1 := xs.index(b.MinX), xs.index(b.MaxX)
-		if x0 >= x1 || ys.index(b.MinY) >= ys.index(b.MaxY) {
-			continue
-		}
-		for x := x0; x < x1; x++ {
-			count[x+1]++
-		}
+		m.count(box(i))
 	}
-	for i := 1; i <= nslab; i++ {
-		count[i] += count[i-1]
-	}
-	ivals := make([]span, count[nslab])
-	fill := slices.Clone(count[:nslab])
+	m.layout()
 	for i := range n {
-		b := box(i)
-		x0, x1 := xs.index(b.MinX), xs.index(b.MaxX)
-		y0, y1 := ys.index(b.MinY), ys.index(b.MaxY)
-		if x0 >= x1 || y0 >= y1 {
-			continue
-		}
+		m.put(box(i))
+	}
+	return m.runs()
+}
+
+// slabIntervals gathers the boxes' y-intervals per slab in two rounds over
+// the boxes: count, then put; 8 bytes per box and slab it crosses.
+type slabIntervals struct {
+	xs, ys  *clusters
+	nslab   int
+	start   []int32 // slab s's intervals are ivals[start[s]:start[s+1]]
+	ivals   []span
+	fill    []int32
+	foreign bool // a box with a value not clustered, or put where none was counted
+}
+
+func newSlabIntervals(xs, ys *clusters) *slabIntervals {
+	nslab := xs.len() - 1
+	return &slabIntervals{xs: xs, ys: ys, nslab: nslab, start: make([]int32, nslab+1)}
+}
+
+// cells is b's slabs [x0, x1) and rows [y0, y1), or false if it has no
+// area or a value below every cluster, which no box clustered has.
+func (m *slabIntervals) cells(b Box) (x0, x1, y0, y1 int32, ok bool) {
+	x0, x1 = m.xs.index(b.MinX), m.xs.index(b.MaxX)
+	y0, y1 = m.ys.index(b.MinY), m.ys.index(b.MaxY)
+	if x0 >= x1 || y0 >= y1 || x0 < 0 || y0 < 0 {
+		m.foreign = m.foreign || x0 < x1 && y0 < y1
+		return 0, 0, 0, 0, false
+	}
+	return x0, x1, y0, y1, true
+}
+
+func (m *slabIntervals) count(b Box) {
+	if x0, x1, _, _, ok := m.cells(b); ok {
 		for x := x0; x < x1; x++ {
-			ivals[fill[x]] = mkSpan(y0, y1)
-			fill[x]++
+			m.start[x+1]++
 		}
 	}
-	fill = nil
+}
+
+// layout sizes the intervals once every box is counted.
+func (m *slabIntervals) layout() {
+	for i := 1; i <= m.nslab; i++ {
+		m.start[i] += m.start[i-1]
+	}
+	m.ivals = make([]span, m.start[m.nslab])
+	m.fill = slices.Clone(m.start[:m.nslab])
+}
+
+func (m *slabIntervals) put(b Box) {
+	x0, x1, y0, y1, ok := m.cells(b)
+	if !ok {
+		return
+	}
+	for x := x0; x < x1; x++ {
+		if m.fill[x] == m.start[x+1] {
+			m.foreign = true
+			return
+		}
+		m.ivals[m.fill[x]] = mkSpan(y0, y1)
+		m.fill[x]++
+	}
+}
+
+// runs merges each slab's intervals into runs, in place.
+func (m *slabIntervals) runs() ([]span, []int32) {
+	m.fill = nil
+	ivals, count, nslab := m.ivals, m.start, m.nslab
 	// Runs overwrite the intervals they come from, never ahead of them.
 	runs := ivals[:0]
 	runStart := count // count[s] is read before runStart[s] is written
@@ -220,6 +307,7 @@ func mergedRuns(n int, box func(int) Box, xs, ys *clusters, nslab int) ([]span, 
 	if cap(runs) > 2*len(runs) {
 		runs = slices.Clone(runs) // and the intervals can go
 	}
+	m.ivals, m.start = nil, nil
 	return runs, runStart
 }
 
@@ -309,6 +397,11 @@ func newAxis(n int, val func(int) (float64, float64), tol float64, scratch *[]fl
 		v = append(v, lo, hi)
 	}
 	*scratch = v
+	return sortedAxis(v, tol)
+}
+
+// sortedAxis is newAxis' general case on the values v, which it sorts.
+func sortedAxis(v []float64, tol float64) clusters {
 	c := newClusters(v, tol)
 	c.accelerate()
 	return c
@@ -345,7 +438,12 @@ func countClusters(n int, val func(int) (float64, float64), tol float64) (cluste
 			return clusters{}, false
 		}
 	}
-	if t.zeros == 3 {
+	return t.clusters(tol)
+}
+
+// clusters is countClusters once every value is counted; it empties t.
+func (t *valueCounts) clusters(tol float64) (clusters, bool) {
+	if t.zeros == 3 || !(tol > 0) {
 		return clusters{}, false
 	}
 	type counted struct {
@@ -358,7 +456,7 @@ func countClusters(n int, val func(int) (float64, float64), tol float64) (cluste
 			vals = append(vals, counted{math.Float64frombits(b), t.counts[k]})
 		}
 	}
-	t = valueCounts{}
+	*t = valueCounts{}
 	slices.SortFunc(vals, func(a, b counted) int { return cmp.Compare(a.v, b.v) })
 	var c clusters
 	for i := 0; i < len(vals); {

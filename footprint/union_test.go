@@ -262,9 +262,8 @@ func TestSlabRunsPaths(t *testing.T) {
 		if xs.len() < 2 || ys.len() < 2 {
 			continue
 		}
-		nslab := xs.len() - 1
-		br, bs := bitmapRuns(len(boxes), box, &xs, &ys, nslab, (ys.len()-1+63)/64)
-		mr, ms := mergedRuns(len(boxes), box, &xs, &ys, nslab)
+		br, bs := bitmapRuns(len(boxes), box, &xs, &ys)
+		mr, ms := mergedRuns(len(boxes), box, &xs, &ys)
 		if !slices.Equal(br, mr) || !slices.Equal(bs, ms) {
 			t.Fatalf("set %d: bitmap runs %v at %v, merged %v at %v", k, br, bs, mr, ms)
 		}

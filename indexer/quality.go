@@ -1,10 +1,10 @@
 package indexer
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
-	"strings"
-	"unsafe"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/livrable"
@@ -20,18 +20,22 @@ type WarningEntry struct {
 
 // checkQuality reads the readable tiles back from the spool and says what
 // is wrong with them as a delivery. It costs no storage request: headers
-// and names are all it looks at.
+// and names are all it looks at. The check keeps the tiles on disk
+// between its passes: memory does not grow with their number.
 func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Options, log *slog.Logger) ([]WarningEntry, map[string]int, error) {
-	tiles, err := qualityTiles(sp)
-	if err != nil {
-		return nil, nil, err
-	}
 	qo := quality.Options{Tolerance: opts.Tolerance}
 	if announced != nil && announced.Resolution != nil {
 		qo.Announced = *announced.Resolution / 100
 	}
-	res := quality.Check(tiles, qo)
-	tiles = nil
+	res, declined, err := quality.CheckStream(qualityTiles(sp), qo)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checking the delivery: %w", err)
+	}
+	if declined != nil {
+		// Memory then grows with the tiles: an operator sizing pods
+		// wants to know.
+		log.Info("warnings checked in memory", "reason", declined)
+	}
 	byKind := make(map[string]int, len(res.ByKind))
 	for k, n := range res.ByKind {
 		byKind[string(k)] = n
@@ -39,39 +43,40 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 	return warningEntries(res.Warnings, opts, log), byKind, nil
 }
 
-// qualityTiles are the readable tiles as the check takes them, their
-// paths in an arena and their attributes shared.
-func qualityTiles(sp *spool) ([]quality.Tile, error) {
-	n, err := sp.count(flagReadable)
-	if err != nil {
-		return nil, err
-	}
-	tiles := make([]quality.Tile, 0, n)
-	var attrs attrsTable
-	var paths keyArena
-	err = sp.each(flagReadable, func(t *Tile) error {
-		h := t.Header
-		if h == nil {
+// qualityTiles are the readable tiles as the check takes them, by path
+// (the spool's order), their attributes shared.
+func qualityTiles(sp *spool) quality.Source {
+	return func(yield func(*quality.Tile) bool) error {
+		var attrs attrsTable
+		stop := errors.New("stop")
+		err := sp.each(flagReadable, func(t *Tile) error {
+			h := t.Header
+			if h == nil {
+				return nil
+			}
+			qt := quality.Tile{Path: t.Object.Key, Box: h.Box(), Size: t.Object.Size, Attrs: attrs.intern(quality.Attrs{
+				EPSG: clampInt32(h.EPSG), Width: clampInt32(h.Width), Height: clampInt32(h.Height), Resolution: h.PixelSize(),
+				Format: h.MimeType, Compression: h.Compression, Bands: bandes(t),
+			})}
+			if !yield(&qt) {
+				return stop
+			}
+			return nil
+		})
+		if errors.Is(err, stop) {
 			return nil
 		}
-		tiles = append(tiles, quality.Tile{Path: paths.add(t.Object.Key), Box: h.Box(), Size: t.Object.Size, Attrs: attrs.intern(quality.Attrs{
-			EPSG: clampInt32(h.EPSG), Width: clampInt32(h.Width), Height: clampInt32(h.Height), Resolution: h.PixelSize(),
-			Format: h.MimeType, Compression: h.Compression, Bands: bandes(t),
-		})})
-		return nil
-	})
-	return tiles, err
+		return err
+	}
 }
 
-// warningEntries places the warnings in WGS84. Their paths are copies:
-// the tiles' view the arena, which a report kept after the scan would
-// otherwise keep whole.
+// warningEntries places the warnings in WGS84.
 func warningEntries(warnings []quality.Warning, opts footprint.Options, log *slog.Logger) []WarningEntry {
 	var ps footprint.Projectors
 	defer ps.Close()
 	out := make([]WarningEntry, len(warnings))
 	for i, w := range warnings {
-		w.Path, w.Other = strings.Clone(DisplayName(w.Path)), strings.Clone(DisplayName(w.Other))
+		w.Path, w.Other = DisplayName(w.Path), DisplayName(w.Other)
 		w.Detail = DisplayName(w.Detail) // sentences quote the paths
 		out[i] = WarningEntry{Warning: w}
 		if w.Box == nil {
@@ -109,32 +114,6 @@ func (m *attrsTable) intern(a quality.Attrs) *quality.Attrs {
 	}
 	(*m)[a] = &a
 	return &a
-}
-
-// keyArena holds paths back to back in large chunks: a million paths cost
-// one allocation per chunk instead of one each, and no size class rounds
-// a 33-byte path up to 48. A chunk's bytes are never written again once a
-// path is in them, which is what makes the strings that view them
-// immutable.
-type keyArena struct{ chunk []byte }
-
-const (
-	keyChunk = 256 << 10
-	// longKey: a path this long gets its own allocation rather than a
-	// chunk mostly left empty.
-	longKey = keyChunk / 16
-)
-
-func (a *keyArena) add(key string) string {
-	if key == "" || len(key) >= longKey {
-		return strings.Clone(key)
-	}
-	if len(key) > cap(a.chunk)-len(a.chunk) {
-		a.chunk = make([]byte, 0, keyChunk)
-	}
-	start := len(a.chunk)
-	a.chunk = append(a.chunk, key...)
-	return unsafe.String(&a.chunk[start], len(key))
 }
 
 // noWarnings is every kind counted zero: report.json names them all.

@@ -88,39 +88,39 @@ type Outline struct {
 }
 
 // buildOutline unions the readable tiles' footprint, read back from the
-// spool: only their boxes are in memory while it runs. A tile that cannot
+// spool into a file of their placements that the union reads a few
+// times: memory does not grow with their number. A tile that cannot
 // be placed (non-finite, degenerate, far outside its CRS's area of use)
 // leaves the footprint and the dalles for the problems: one such tile must
 // never stop the delivery.
 func buildOutline(sp *spool, opts footprint.Options, log *slog.Logger) (*Outline, error) {
-	n, err := sp.count(flagReadable)
+	placed, err := writePlaced(sp)
 	if err != nil {
 		return nil, err
 	}
-	placed := make([]footprint.Tile, 0, n)
-	err = sp.each(flagReadable, func(t *Tile) error {
-		placed = append(placed, t.Polygon)
-		return nil
-	})
-	if err != nil || len(placed) == 0 {
-		return &Outline{}, err
+	defer placed.close()
+	if placed.n == 0 {
+		return &Outline{}, nil
 	}
 	var ps footprint.Projectors
 	defer ps.Close()
 	rejected := extsort.New(rejectedOrder)
 	defer rejected.Close()
 	var rec []byte
+	var asideErr error
 	count := 0
-	res := ps.PlaceEach(placed, opts, func(r footprint.Rejected) {
+	res, err := ps.PlaceStream(placed.source(), opts, func(r footprint.Rejected) {
 		detail := r.Err.Error()
-		if err == nil {
+		if asideErr == nil {
 			rec = rejectedRecord(rec, r.Index, detail)
-			err = rejected.Add(rec)
+			asideErr = rejected.Add(rec)
 		}
 		count++
 	})
-	placed = nil
 	if err != nil {
+		return nil, fmt.Errorf("drawing the footprint: %w", err)
+	}
+	if err := asideErr; err != nil {
 		return nil, fmt.Errorf("setting misplaced tiles aside: %w", err)
 	}
 	if count == 0 {

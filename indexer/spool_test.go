@@ -1,13 +1,13 @@
 package indexer
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"math"
 	"slices"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/openpcrs/pcrs-indexer/internal/extsort"
@@ -21,7 +21,7 @@ import (
 // union rejects are named by their rank among the readable ones, problem
 // tiles between them skipped.
 func TestSpoolEntries(t *testing.T) {
-	long := strings.Repeat("d/", longKey) + "long.tif"
+	long := strings.Repeat("d/", 16<<10) + "long.tif"
 	// Spooled out of order, readers finishing when they do.
 	spooled := []struct {
 		key      string
@@ -213,35 +213,23 @@ func TestSetAsideUnderAnyName(t *testing.T) {
 	}
 }
 
-// TestWarningsKeepNoChunk: a report outlives its scan (the service keeps
-// the last one); the warnings' paths are copies, not views of the check's
-// 256 KiB chunks of paths, which would keep them all alive.
-func TestWarningsKeepNoChunk(t *testing.T) {
+// TestQualityFromSpool: the check reads the readable tiles back from the
+// spool, by path, and says what is wrong with them.
+func TestQualityFromSpool(t *testing.T) {
 	var tiles []*Tile
-	for _, key := range []string{"a/t.tif", "b/t.tif"} {
+	for _, key := range []string{"b/t.tif", "a/t.tif"} {
 		h := &raster.Header{MimeType: "image/tiff", EPSG: 2154, Width: 200, Height: 200, GeoTransform: [6]float64{700000, 1, 0, 6600200, 0, -1}}
 		tiles = append(tiles, &Tile{Object: storage.Object{Key: key, Size: 1000}, Header: h})
 	}
+	tiles = append(tiles, &Tile{Object: storage.Object{Key: "c/t.tif"}, Problem: &ProblemEntry{Reason: ReasonCorrupt}})
 	sp := spoolOf(t, tiles...)
-	qt, err := qualityTiles(sp)
+	warnings, byKind, err := checkQuality(sp, nil, footprint.Options{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := quality.Check(qt, quality.Options{})
-	found := false
-	for _, w := range warningEntries(res.Warnings, footprint.Options{}, slog.New(slog.DiscardHandler)) {
-		if w.Kind != quality.Duplicate {
-			continue
-		}
-		found = true
-		for _, tile := range qt {
-			if unsafe.StringData(w.Path) == unsafe.StringData(tile.Path) || unsafe.StringData(w.Other) == unsafe.StringData(tile.Path) {
-				t.Errorf("the warning %s %s / %s views the check's chunk of paths", w.Kind, w.Path, w.Other)
-			}
-		}
-	}
-	if !found {
-		t.Fatalf("no duplicate among %+v", res.Warnings)
+	if len(warnings) != 1 || warnings[0].Kind != quality.Duplicate || warnings[0].Path != "b/t.tif" || warnings[0].Other != "a/t.tif" ||
+		byKind[string(quality.Duplicate)] != 1 || warnings[0].Geometry == nil {
+		t.Fatalf("warnings %+v, counts %v", warnings, byKind)
 	}
 }
 
@@ -289,4 +277,35 @@ func spoolOf(t *testing.T, tiles ...*Tile) *spool {
 		t.Fatal(err)
 	}
 	return sp
+}
+
+// TestQualityDeclineLogged: a delivery the streamed check leaves to the
+// in-memory one (more than 16 tiles over 64 cells of the overlap search
+// each) gets its warnings, and the log says why memory grew.
+func TestQualityDeclineLogged(t *testing.T) {
+	var tiles []*Tile
+	at := func(key string, x, y float64, px int) *Tile {
+		h := &raster.Header{MimeType: "image/tiff", EPSG: 2154, Width: px, Height: px, GeoTransform: [6]float64{x, 1, 0, y + float64(px), 0, -1}}
+		return &Tile{Object: storage.Object{Key: key, Size: 1000}, Header: h}
+	}
+	for c := range 6 {
+		for r := range 6 {
+			tiles = append(tiles, at(fmt.Sprintf("dalles/%d_%d.tif", c, r), 700000+200*float64(c), 6600000+200*float64(r), 200))
+		}
+	}
+	for k := range 17 {
+		tiles = append(tiles, at(fmt.Sprintf("mosaique%02d.tif", k), 700000, 6600000, 4000+k))
+	}
+	sp := spoolOf(t, tiles...)
+	var logged bytes.Buffer
+	warnings, byKind, err := checkQuality(sp, nil, footprint.Options{}, slog.New(slog.NewJSONHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byKind[string(quality.Overlap)] != 17*36+17*16/2 || len(warnings) == 0 {
+		t.Errorf("warnings %v", byKind)
+	}
+	if !strings.Contains(logged.String(), `"msg":"warnings checked in memory"`) || !strings.Contains(logged.String(), "more than 16 tiles over 64 cells") {
+		t.Errorf("log %s", logged.String())
+	}
 }

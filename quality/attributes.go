@@ -19,17 +19,38 @@ const maxMixedValues = 10
 // (empty, or no EPSG code) is no value: a header that could not tell its
 // compression does not make a mix.
 func (c *checker) mixed() {
-	attrs := []struct {
-		name  string
-		value func(*Tile) string
-	}{
+	attrs := mixedAttrs()
+	var counts [len(attrs)]valueCounter
+	for i := range c.tiles {
+		for k := range attrs {
+			counts[k].add(attrs[k].value(&c.tiles[i]))
+		}
+	}
+	c.reportMixed(&counts)
+}
+
+// mixedAttr is an attribute mixed looks at.
+type mixedAttr struct {
+	name  string
+	value func(*Tile) string
+}
+
+// mixedAttrs are the attributes mixed looks at, in the order it reports
+// them (epsgName keeps state: a new list per check).
+func mixedAttrs() [4]mixedAttr {
+	return [4]mixedAttr{
 		{"formats", func(t *Tile) string { return t.attrs().Format }},
 		{"compressions", func(t *Tile) string { return t.attrs().Compression }},
 		{"band layouts", func(t *Tile) string { return t.attrs().Bands }},
 		{"CRSs", epsgName()},
 	}
-	for _, a := range attrs {
-		counts := c.valueCounts(a.value)
+}
+
+// reportMixed says what each attribute counted mixes.
+func (c *checker) reportMixed(counted *[4]valueCounter) {
+	attrs := mixedAttrs()
+	for k, a := range attrs {
+		counts := counted[k].result()
 		if len(counts) < 2 {
 			continue
 		}
@@ -76,28 +97,46 @@ func epsgName() func(*Tile) string {
 	}
 }
 
-// valueCounts counts each known value over every tile, a map access per
+// valueCounter counts each known value over every tile, a map access per
 // run of equal values (a delivery's values come in long runs), not per
-// tile.
-func (c *checker) valueCounts(value func(*Tile) string) map[string]int {
-	counts := map[string]int{}
-	last, run := "", 0
-	for i := range c.tiles {
-		v := value(&c.tiles[i])
-		if run > 0 && v == last {
-			run++
-			continue
-		}
-		if run > 0 {
-			counts[last] += run
-		}
-		last, run = v, 1
+// tile. With limit set, it stops counting past limit distinct values and
+// says so (over): the streamed check holds nothing that grows unbounded.
+type valueCounter struct {
+	counts map[string]int
+	last   string
+	run    int
+	limit  int
+	over   bool
+}
+
+func (v *valueCounter) add(s string) {
+	if v.run > 0 && s == v.last {
+		v.run++
+		return
 	}
-	if run > 0 {
-		counts[last] += run
+	v.flush()
+	v.last, v.run = s, 1
+}
+
+func (v *valueCounter) flush() {
+	if v.run == 0 || v.over {
+		return
 	}
-	delete(counts, "")
-	return counts
+	if v.counts == nil {
+		v.counts = map[string]int{}
+	}
+	v.counts[v.last] += v.run
+	v.run = 0
+	if v.limit > 0 && len(v.counts) > v.limit {
+		v.over, v.counts = true, nil
+	}
+}
+
+// result is the counts of the known values.
+func (v *valueCounter) result() map[string]int {
+	v.flush()
+	delete(v.counts, "")
+	return v.counts
 }
 
 // resolutionTolerance: resolutions within 1 % are one; GeoTIFF and JPEG
@@ -117,46 +156,88 @@ func knownResolution(r float64) bool { return r > 0 && r < math.MaxFloat64 }
 func (c *checker) resolutions() {
 	// Each 0.01 % step's count and smallest value, a map access per run
 	// of one resolution.
-	steps := map[int64]resStep{}
-	var run resStep
+	var rt resTally
 	for i := range c.tiles {
-		r := c.tiles[i].attrs().Resolution
-		if !knownResolution(r) {
-			continue
-		}
-		if run.n > 0 && r == run.least {
-			run.n++
-			continue
-		}
-		addStep(steps, run.least, run.n)
-		run = resStep{1, r}
+		rt.add(c.tiles[i].attrs().Resolution)
 	}
-	addStep(steps, run.least, run.n)
-	var key int64
-	best := 0
-	for k, s := range steps {
-		if s.n > best || s.n == best && k < key {
-			key, best = k, s.n
-		}
-	}
-	if best == 0 {
+	mode, ok := rt.mode()
+	if !ok {
 		return
 	}
-	// The mode's value as tiles have it: 0.05, not 10^(-13010/1e4).
-	mode := steps[key].least
 	var odd []int32
 	for i := range c.tiles {
-		if r := c.tiles[i].attrs().Resolution; knownResolution(r) && math.Abs(r-mode) > resolutionTolerance*mode {
+		if oddResolution(&c.tiles[i], mode) {
 			odd = append(odd, int32(i))
 		}
 	}
 	for _, i := range c.inOrder(odd) {
-		t := &c.tiles[i]
-		c.report(Resolution, t.Path, "", func() Warning {
-			return Warning{EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
-				Detail: fmt.Sprintf("Its resolution is %s where the delivery's is %s.", cm(t.attrs().Resolution), cm(mode))}
-		})
+		c.reportResolution(&c.tiles[i], mode)
 	}
+	c.announced(mode)
+}
+
+// resTally counts resolutions by 0.01 % step, a map access per run of
+// equal values. With limit set it stops past limit steps (over).
+type resTally struct {
+	steps map[int64]resStep
+	run   resStep
+	limit int
+	over  bool
+}
+
+func (rt *resTally) add(r float64) {
+	if !knownResolution(r) {
+		return
+	}
+	if rt.run.n > 0 && r == rt.run.least {
+		rt.run.n++
+		return
+	}
+	rt.flush()
+	rt.run = resStep{1, r}
+}
+
+func (rt *resTally) flush() {
+	if rt.steps == nil {
+		rt.steps = map[int64]resStep{}
+	}
+	addStep(rt.steps, rt.run.least, rt.run.n)
+	rt.run = resStep{}
+	if rt.limit > 0 && len(rt.steps) > rt.limit {
+		rt.over = true
+		clear(rt.steps)
+	}
+}
+
+// mode is the most common step's value as tiles have it (0.05, not
+// 10^(-13010/1e4)); false without any known resolution.
+func (rt *resTally) mode() (float64, bool) {
+	rt.flush()
+	var key int64
+	best := 0
+	for k, s := range rt.steps {
+		if s.n > best || s.n == best && k < key {
+			key, best = k, s.n
+		}
+	}
+	return rt.steps[key].least, best > 0
+}
+
+// oddResolution says whether t's resolution is off the delivery's mode.
+func oddResolution(t *Tile, mode float64) bool {
+	r := t.attrs().Resolution
+	return knownResolution(r) && math.Abs(r-mode) > resolutionTolerance*mode
+}
+
+func (c *checker) reportResolution(t *Tile, mode float64) {
+	c.report(Resolution, t.Path, "", func() Warning {
+		return Warning{EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
+			Detail: fmt.Sprintf("Its resolution is %s where the delivery's is %s.", cm(t.attrs().Resolution), cm(mode))}
+	})
+}
+
+// announced compares the delivery's resolution with the livrable's.
+func (c *checker) announced(mode float64) {
 	if a := c.opts.Announced; a > 0 && math.Abs(mode-a) > resolutionTolerance*a {
 		c.report(Resolution, "", "", func() Warning {
 			return Warning{Detail: fmt.Sprintf("The delivery's resolution is %s where its livrable announces %s.", cm(mode), cm(a))}
@@ -223,15 +304,18 @@ func (c *checker) sizes() {
 		}
 	}
 	for _, i := range c.inOrder(small) {
-		t := &c.tiles[i]
-		m, n := medians[groupOf[i]], len(peers[groupOf[i]])
-		r := float64(t.Size) / m
-		c.report(SizeOutlier, t.Path, "", func() Warning {
-			return Warning{Ratio: roundSig(r, 4), EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
-				Detail: fmt.Sprintf("It is %d bytes, %s%% of the median size of its %d peers of the same dimensions, format and compression (%.0f bytes): mostly empty?",
-					t.Size, num(roundSig(100*r, 3)), n, m)}
-		})
+		c.reportSize(&c.tiles[i], medians[groupOf[i]], len(peers[groupOf[i]]))
 	}
+}
+
+// reportSize names t, m its n peers' median size.
+func (c *checker) reportSize(t *Tile, m float64, n int) {
+	r := float64(t.Size) / m
+	c.report(SizeOutlier, t.Path, "", func() Warning {
+		return Warning{Ratio: roundSig(r, 4), EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
+			Detail: fmt.Sprintf("It is %d bytes, %s%% of the median size of its %d peers of the same dimensions, format and compression (%.0f bytes): mostly empty?",
+				t.Size, num(roundSig(100*r, 3)), n, m)}
+	})
 }
 
 // peerGroups files each tile of known size under its peers' group (-1

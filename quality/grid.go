@@ -22,30 +22,48 @@ type grid struct {
 // apart by different software agree): without a majority there is no
 // grid to measure tiles against, and nothing is called off it or missing.
 func learnGrid(g *group) (grid, bool) {
-	n := len(g.members)
+	gr, ok, _ := learnGridOver(len(g.members), func(yield func([4]int64)) {
+		for _, m := range g.members {
+			yield(m.key)
+		}
+	}, 0)
+	return gr, ok
+}
+
+// learnGridOver is learnGrid of the n lattice boxes keys yields, read
+// twice. With limit > 0 a tally of more distinct values gives up: over.
+func learnGridOver(n int, keys func(yield func([4]int64)), limit int) (gr grid, ok, over bool) {
 	widths, heights := newTally(), newTally()
-	for _, m := range g.members {
-		widths.add(m.key[2] - m.key[0])
-		heights.add(m.key[3] - m.key[1])
-	}
+	widths.limit, heights.limit = limit, limit
+	keys(func(k [4]int64) {
+		widths.add(k[2] - k[0])
+		heights.add(k[3] - k[1])
+	})
 	sx, okx := widths.majority(n, 0)
 	sy, oky := heights.majority(n, 0)
+	if widths.over || heights.over {
+		return grid{}, false, true
+	}
 	// A cell of one or two lattice steps is no tiling: the tolerance
 	// would swallow it.
 	if !okx || !oky || sx < 3 || sy < 3 {
-		return grid{}, false
+		return grid{}, false, false
 	}
 	xs, ys := newTally(), newTally()
-	for _, m := range g.members {
-		xs.add(floorMod(m.key[0], sx))
-		ys.add(floorMod(m.key[1], sy))
-	}
+	xs.limit, ys.limit = limit, limit
+	keys(func(k [4]int64) {
+		xs.add(floorMod(k[0], sx))
+		ys.add(floorMod(k[1], sy))
+	})
 	ox, okx := xs.majority(n, sx)
 	oy, oky := ys.majority(n, sy)
-	if !okx || !oky {
-		return grid{}, false
+	if xs.over || ys.over {
+		return grid{}, false, true
 	}
-	return grid{ox: ox, oy: oy, sx: sx, sy: sy}, true
+	if !okx || !oky {
+		return grid{}, false, false
+	}
+	return grid{ox: ox, oy: oy, sx: sx, sy: sy}, true, false
 }
 
 // nearest is the cell whose lower-left corner is nearest to the corner
@@ -85,32 +103,39 @@ func (c *checker) offGrid(g *group) {
 	if !g.hasGrid {
 		return
 	}
+	for i, m := range g.members {
+		if off, ok := c.judgeGrid(g, m.key, &c.tiles[m.tile]); ok {
+			g.off[i] = true
+			c.offsets[m.tile] = off
+		}
+	}
+}
+
+// judgeGrid names t, of lattice box key, if it is off g's grid; ok says
+// so, with its offset from its cell.
+func (c *checker) judgeGrid(g *group, key [4]int64, t *Tile) (off [2]float64, ok bool) {
 	gr := g.grid
 	sx, sy := g.unkey(gr.sx), g.unkey(gr.sy)
-	for i, m := range g.members {
-		col, row, dx, dy := gr.nearest(m.key[0], m.key[1])
-		b := &c.tiles[m.tile].Box // read only when the lattice cannot tell
-		cell := func() [4]float64 { return g.cellBox(col, row) }
-		shifted := g.beyond(dx, func() float64 { return b[0] - cell()[0] }) ||
-			g.beyond(dy, func() float64 { return b[1] - cell()[1] })
-		resized := g.beyond(m.key[2]-m.key[0]-gr.sx, func() float64 { return b[2] - b[0] - sx }) ||
-			g.beyond(m.key[3]-m.key[1]-gr.sy, func() float64 { return b[3] - b[1] - sy })
-		if !shifted && !resized {
-			continue
-		}
-		g.off[i] = true
-		off := [2]float64{g.unkey(dx), g.unkey(dy)}
-		c.offsets[m.tile] = off
-		t := &c.tiles[m.tile]
-		c.report(OffGrid, t.Path, "", func() Warning {
-			detail := fmt.Sprintf("Its lower-left corner is %s m east and %s m north of the nearest node of the delivery's %s x %s m grid",
-				num(off[0]), num(off[1]), num(sx), num(sy))
-			if resized {
-				detail += fmt.Sprintf(", and it measures %s x %s m", num(b[2]-b[0]), num(b[3]-b[1]))
-			}
-			return Warning{Offset: &off, EPSG: int(t.attrs().EPSG), Box: boxPtr(*b), Detail: detail + "."}
-		})
+	col, row, dx, dy := gr.nearest(key[0], key[1])
+	b := &t.Box // read only when the lattice cannot tell
+	cell := func() [4]float64 { return g.cellBox(col, row) }
+	shifted := g.beyond(dx, func() float64 { return b[0] - cell()[0] }) ||
+		g.beyond(dy, func() float64 { return b[1] - cell()[1] })
+	resized := g.beyond(key[2]-key[0]-gr.sx, func() float64 { return b[2] - b[0] - sx }) ||
+		g.beyond(key[3]-key[1]-gr.sy, func() float64 { return b[3] - b[1] - sy })
+	if !shifted && !resized {
+		return off, false
 	}
+	off = [2]float64{g.unkey(dx), g.unkey(dy)}
+	c.report(OffGrid, t.Path, "", func() Warning {
+		detail := fmt.Sprintf("Its lower-left corner is %s m east and %s m north of the nearest node of the delivery's %s x %s m grid",
+			num(off[0]), num(off[1]), num(sx), num(sy))
+		if resized {
+			detail += fmt.Sprintf(", and it measures %s x %s m", num(b[2]-b[0]), num(b[3]-b[1]))
+		}
+		return Warning{Offset: &off, EPSG: int(t.attrs().EPSG), Box: boxPtr(*b), Detail: detail + "."}
+	})
+	return off, true
 }
 
 // beyond says whether a difference is more than the tolerance, from its
@@ -144,6 +169,9 @@ type tally struct {
 	counts map[int64]int
 	last   int64
 	run    int
+	// limit > 0 stops counting past limit distinct values: over.
+	limit int
+	over  bool
 }
 
 func newTally() *tally { return &tally{counts: map[int64]int{}} }
@@ -158,9 +186,13 @@ func (t *tally) add(v int64) {
 }
 
 func (t *tally) flush() {
-	if t.run > 0 {
+	if t.run > 0 && !t.over {
 		t.counts[t.last] += t.run
 		t.run = 0
+		if t.limit > 0 && len(t.counts) > t.limit {
+			t.over = true
+			clear(t.counts)
+		}
 	}
 }
 

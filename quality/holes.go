@@ -35,6 +35,12 @@ func (c *checker) holes(g *group, names *pattern) {
 		return
 	}
 	cols, runs := columnRuns(g.occupied())
+	c.holesIn(g, cols, runs, names)
+}
+
+// holesIn is holes given the group's columns and their runs of empty
+// cells.
+func (c *checker) holesIn(g *group, cols []column, runs []run, names *pattern) {
 	sets := &runSets{runs}
 	for k := range cols {
 		for _, adj := range []int{k - 1, k + 1} {
@@ -75,29 +81,39 @@ const maxCells = 1 << 42
 // leaves no false hole. Those extra cells are bounded like the overlap
 // search's (maxCellsPerTile, filedPerTile on average).
 func (g *group) occupied() []cellAt {
-	gr := g.grid
 	out := make([]cellAt, 0, len(g.members))
-	limit := filedPerTile*len(g.members) + 1<<16
+	limit := cellLimit(len(g.members))
 	for _, m := range g.members {
-		col, row, _, _ := gr.nearest(m.key[0], m.key[1])
-		out = append(out, cellAt{col, row})
-		c0, c1 := centresWithin(m.key[0]-gr.ox, m.key[2]-gr.ox, gr.sx)
-		r0, r1 := centresWithin(m.key[1]-gr.oy, m.key[3]-gr.oy, gr.sy)
-		if c1 < c0 || r1 < r0 || c0 == c1 && r0 == r1 {
-			continue // its own cell only, or not even that one's centre
-		}
-		n := (c1 - c0 + 1) * (r1 - r0 + 1)
-		if c1-c0 >= maxCellsPerTile || r1-r0 >= maxCellsPerTile || n > maxCellsPerTile || len(out)+int(n) > limit {
-			continue
-		}
-		for c := c0; c <= c1; c++ {
-			for r := r0; r <= r1; r++ {
-				out = append(out, cellAt{c, r})
-			}
-		}
+		g.occupies(m.key, len(out), limit, func(c cellAt) { out = append(out, c) })
 	}
 	slices.SortFunc(out, func(a, b cellAt) int { return cmp.Or(cmp.Compare(a.col, b.col), cmp.Compare(a.row, b.row)) })
 	return slices.Compact(out)
+}
+
+// cellLimit bounds the cells n tiles are filed or occupy in all.
+func cellLimit(n int) int { return filedPerTile*n + 1<<16 }
+
+// occupies gives emit the cells of the tile of lattice box key, had
+// cells given before it, limit in all.
+func (g *group) occupies(key [4]int64, had, limit int, emit func(cellAt)) {
+	gr := g.grid
+	col, row, _, _ := gr.nearest(key[0], key[1])
+	emit(cellAt{col, row})
+	had++
+	c0, c1 := centresWithin(key[0]-gr.ox, key[2]-gr.ox, gr.sx)
+	r0, r1 := centresWithin(key[1]-gr.oy, key[3]-gr.oy, gr.sy)
+	if c1 < c0 || r1 < r0 || c0 == c1 && r0 == r1 {
+		return // its own cell only, or not even that one's centre
+	}
+	n := (c1 - c0 + 1) * (r1 - r0 + 1)
+	if c1-c0 >= maxCellsPerTile || r1-r0 >= maxCellsPerTile || n > maxCellsPerTile || had+int(n) > limit {
+		return
+	}
+	for c := c0; c <= c1; c++ {
+		for r := r0; r <= r1; r++ {
+			emit(cellAt{c, r})
+		}
+	}
 }
 
 // centresWithin is the first and last cells of size s whose centre lies
@@ -118,25 +134,34 @@ type column struct {
 // columnRuns splits the occupied cells (column first) into columns and
 // the runs of empty cells between their occupied ones.
 func columnRuns(occupied []cellAt) ([]column, []run) {
-	var cols []column
-	var runs []run
-	for start := 0; start < len(occupied); {
-		end := start + 1
-		for end < len(occupied) && occupied[end].col == occupied[start].col {
-			end++
-		}
-		col := column{col: occupied[start].col, first: occupied[start].row, last: occupied[end-1].row, runFrom: len(runs)}
-		for k := start + 1; k < end; k++ {
-			if occupied[k].row > occupied[k-1].row+1 {
-				runs = append(runs, run{col: col.col, from: occupied[k-1].row + 1, to: occupied[k].row - 1, parent: len(runs)})
-			}
-		}
-		col.runTo = len(runs)
-		cols = append(cols, col)
-		start = end
+	var b runBuilder
+	for _, cell := range occupied {
+		b.add(cell)
 	}
-	return cols, runs
+	return b.finish()
 }
+
+// runBuilder takes the occupied cells in (column, row) order, each once,
+// and gathers the columns and their runs of empty cells.
+type runBuilder struct {
+	cols []column
+	runs []run
+	last cellAt
+}
+
+func (b *runBuilder) add(cell cellAt) {
+	if n := len(b.cols); n > 0 && b.cols[n-1].col == cell.col {
+		if cell.row > b.last.row+1 {
+			b.runs = append(b.runs, run{col: cell.col, from: b.last.row + 1, to: cell.row - 1, parent: len(b.runs)})
+		}
+		b.cols[n-1].last, b.cols[n-1].runTo = cell.row, len(b.runs)
+	} else {
+		b.cols = append(b.cols, column{col: cell.col, first: cell.row, last: cell.row, runFrom: len(b.runs), runTo: len(b.runs)})
+	}
+	b.last = cell
+}
+
+func (b *runBuilder) finish() ([]column, []run) { return b.cols, b.runs }
 
 // runSets is a union-find over runs, with an outside flag per set.
 type runSets struct{ runs []run }

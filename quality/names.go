@@ -140,23 +140,27 @@ func (c *checker) names() *pattern {
 		return nil
 	}
 	v := c.verify(best)
-	if v.agree < minNameVotes || nameMajorityDenom*v.agree < nameMajorityNum*v.named {
+	if !v.holds() {
 		return nil
 	}
 	p := &pattern{candidate: best, template: v.template()}
 	for _, i := range c.inOrder(v.disagree) {
-		t := &c.tiles[i]
-		_, base, _ := baseName(t.Path)
-		exp, ok := p.rename(base, c.placed(i), c.groups[c.group[i]].tol)
-		if !ok || exp == base {
-			continue
-		}
-		c.report(NameMismatch, t.Path, "", func() Warning {
-			return Warning{Expected: exp, EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
-				Detail: fmt.Sprintf("Its header places it where the delivery's names say %s.", exp)}
-		})
+		c.reportName(&c.tiles[i], p, c.placed(i), c.groups[c.group[i]].tol)
 	}
 	return p
+}
+
+// reportName names t, placed at placed, if p renames it.
+func (c *checker) reportName(t *Tile, p *pattern, placed [4]float64, tol float64) {
+	_, base, _ := baseName(t.Path)
+	exp, ok := p.rename(base, placed, tol)
+	if !ok || exp == base {
+		return
+	}
+	c.report(NameMismatch, t.Path, "", func() Warning {
+		return Warning{Expected: exp, EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
+			Detail: fmt.Sprintf("Its header places it where the delivery's names say %s.", exp)}
+	})
 }
 
 // placed is tile i's box moved onto its nearest grid cell when it is off
@@ -195,6 +199,12 @@ func (c *checker) voteNames() (candidate, bool) {
 			}
 		}
 	}
+	return bestCandidate(votes)
+}
+
+// bestCandidate is the candidate with the most votes (the first in
+// candidateCmp's order on a tie); false without any vote.
+func bestCandidate(votes map[candidate]int) (candidate, bool) {
 	var best candidate
 	n := 0
 	for cand, v := range votes {
@@ -262,29 +272,55 @@ func (c *checker) verify(cand candidate) *verdict {
 		if c.group[i] < 0 {
 			continue
 		}
-		t := &c.tiles[i]
-		dir, base, stem := baseName(t.Path)
-		gs := groupsOf(stem, &buf)
-		if len(gs) <= max(cand.gx, cand.gy) {
-			continue
-		}
-		x, y, ok := cand.coords(c.placed(int32(i)), c.groups[c.group[i]].tol)
-		if !ok {
-			continue // a place no name can say: nothing to judge
-		}
-		v.named++
-		if gs[cand.gx].value != x || gs[cand.gy].value != y {
+		if v.judge(cand, &c.tiles[i], c.placed(int32(i)), c.groups[c.group[i]].tol, &buf) {
 			v.disagree = append(v.disagree, int32(i))
-			continue
 		}
-		v.agree++
-		v.tally(folderExt{dir, base[len(stem):]}, t.Path)
 	}
 	v.flush()
 	return v
 }
 
 // tally counts an agreeing tile's folder and extension.
+// holds says whether the names agreeing make the candidate the
+// delivery's pattern.
+func (v *verdict) holds() bool {
+	return v.agree >= minNameVotes && nameMajorityDenom*v.agree >= nameMajorityNum*v.named
+}
+
+// judge counts t, placed at placed, for or against cand; true when its
+// name disagrees.
+func (v *verdict) judge(cand candidate, t *Tile, placed [4]float64, tol float64, buf *[maxGroups]digits) bool {
+	named, agrees := judgeName(cand, t, placed, tol, buf)
+	switch {
+	case !named:
+		return false
+	case !agrees:
+		v.named++
+		return true
+	}
+	v.named++
+	v.agree++
+	dir, base, stem := baseName(t.Path)
+	v.tally(folderExt{dir, base[len(stem):]}, t.Path)
+	return false
+}
+
+// judgeName says whether t's name can be judged by cand (its digit
+// groups are there and its place is one a name can say), and if so
+// whether it agrees with where t is placed.
+func judgeName(cand candidate, t *Tile, placed [4]float64, tol float64, buf *[maxGroups]digits) (named, agrees bool) {
+	_, _, stem := baseName(t.Path)
+	gs := groupsOf(stem, buf)
+	if len(gs) <= max(cand.gx, cand.gy) {
+		return false, false
+	}
+	x, y, ok := cand.coords(placed, tol)
+	if !ok {
+		return false, false // a place no name can say: nothing to judge
+	}
+	return true, gs[cand.gx].value == x && gs[cand.gy].value == y
+}
+
 func (v *verdict) tally(key folderExt, path string) {
 	if v.runDir.n == 0 || key != v.run {
 		v.flush()

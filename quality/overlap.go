@@ -21,12 +21,16 @@ func (c *checker) duplicates(g *group) {
 			first, g.rep[i] = i, true
 			continue
 		}
-		t, orig := &c.tiles[m.tile], &c.tiles[g.members[first].tile]
-		c.report(Duplicate, t.Path, orig.Path, func() Warning {
-			return Warning{EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
-				Detail: fmt.Sprintf("It covers exactly the same ground as %s: the same tile delivered twice.", orig.Path)}
-		})
+		c.reportDuplicate(&c.tiles[m.tile], c.tiles[g.members[first].tile].Path)
 	}
+}
+
+// reportDuplicate names t, a copy of the tile at orig.
+func (c *checker) reportDuplicate(t *Tile, orig string) {
+	c.report(Duplicate, t.Path, orig, func() Warning {
+		return Warning{EPSG: int(t.attrs().EPSG), Box: boxPtr(t.Box),
+			Detail: fmt.Sprintf("It covers exactly the same ground as %s: the same tile delivered twice.", orig)}
+	})
 }
 
 // The overlap search's bounds. A tile is filed under the cells it covers
@@ -129,8 +133,14 @@ func searchCells(g *group) cells {
 func (s *search) span(pos int32) (span, bool) { return spanOf(s.g.members[pos].key) }
 
 // file files each first-of-its-box tile under the cells its span covers.
+// fileAlone says whether a tile over cols x rows cells is compared with
+// every other rather than filed, had cells filed before it, limit in all.
+func fileAlone(cols, rows int64, had, limit int) bool {
+	return cols > maxCellsPerTile || rows > maxCellsPerTile || cols*rows > maxCellsPerTile || had+int(cols*rows) > limit
+}
+
 func (s *search) file() {
-	limit := filedPerTile*len(s.g.members) + 1<<16
+	limit := cellLimit(len(s.g.members))
 	s.filed = make([]filed, 0, len(s.g.members)+len(s.g.members)/8) // on a grid, one cell each
 	for i := range s.g.members {
 		sp, ok := s.span(int32(i))
@@ -139,7 +149,7 @@ func (s *search) file() {
 		}
 		lo, hi := s.cells.cellsOf(sp)
 		cols, rows := hi[0]-lo[0]+1, hi[1]-lo[1]+1
-		if cols > maxCellsPerTile || rows > maxCellsPerTile || cols*rows > maxCellsPerTile || len(s.filed)+int(cols*rows) > limit {
+		if fileAlone(cols, rows, len(s.filed), limit) {
 			if len(s.big) < maxBig {
 				s.big = append(s.big, int32(i))
 			} else {
@@ -221,24 +231,42 @@ func (s *search) spend() bool {
 func (s *search) pair(a, b int32, cell *[2]int64) {
 	sa, _ := s.span(a)
 	sb, _ := s.span(b)
-	if !sa.meets(sb) {
-		return
-	}
-	if cell != nil && s.cells.at(max(sa.x0, sb.x0), max(sa.y0, sb.y0)) != *cell {
+	if !s.cells.found(sa, sb, cell) {
 		return
 	}
 	s.found++
 	s.report(a, b)
 }
 
+// found says whether spans a and b overlap and, looked for in cell (nil
+// for every pair compared once), whether that cell is where this pair is
+// counted: the one holding the overlap's lower-left corner.
+func (cs cells) found(a, b span, cell *[2]int64) bool {
+	if !a.meets(b) {
+		return false
+	}
+	return cell == nil || cs.at(max(a.x0, b.x0), max(a.y0, b.y0)) == *cell
+}
+
 // report lists an overlap, blamed on the tile off the grid when only one
 // is, else on the later path: the earlier delivery is not blamed.
 func (s *search) report(a, b int32) {
-	if s.g.off[a] != s.g.off[b] && s.g.off[a] || s.g.off[a] == s.g.off[b] && s.later(a, b) {
-		a, b = b, a
+	ta, tb := &s.c.tiles[s.g.members[a].tile], &s.c.tiles[s.g.members[b].tile]
+	if blamesFirst(s.g.off[a], s.g.off[b], s.later(a, b)) {
+		s.c.reportOverlap(ta, tb)
+	} else {
+		s.c.reportOverlap(tb, ta)
 	}
-	blamed, other := &s.c.tiles[s.g.members[b].tile], &s.c.tiles[s.g.members[a].tile]
-	s.c.offer(Overlap, blamed.Path, other.Path, func() Warning {
+}
+
+// blamesFirst says whether an overlap of a and b is a's fault: a alone
+// is off the grid, or both or neither are and a comes later.
+func blamesFirst(offA, offB, aLater bool) bool {
+	return offA != offB && offA || offA == offB && aLater
+}
+
+func (c *checker) reportOverlap(blamed, other *Tile) {
+	c.offer(Overlap, blamed.Path, other.Path, func() Warning {
 		p, q := blamed.Box, other.Box
 		in := [4]float64{max(p[0], q[0]), max(p[1], q[1]), min(p[2], q[2]), min(p[3], q[3])}
 		w, h := in[2]-in[0], in[3]-in[1]

@@ -35,6 +35,11 @@
 // tiles 1,000 km apart cost what two neighbours do), every loop driven by
 // the input is bounded, and the verdict does not depend on the order the
 // tiles come in (every choice follows one total order; see order.go).
+//
+// CheckStream (stream.go) gives Check's verdict with the tiles on disk
+// between its passes, sorted there as Check sorts them in memory, so that
+// what it holds does not grow with the delivery; a delivery outside its
+// bounds goes to Check. The tests hold the two to one verdict.
 package quality
 
 import (

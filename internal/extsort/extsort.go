@@ -38,7 +38,8 @@ type Options struct {
 	// Same, when set, says two records compare as one: of records the
 	// sort finds the same, only the last added is kept.
 	Same func(a, b []byte) bool
-	// Budget is the record bytes held before a run goes to disk.
+	// Budget is the memory a run holds (its records and their
+	// bookkeeping) before it goes to disk.
 	Budget int
 }
 
@@ -74,7 +75,7 @@ func (s *Sorter) Add(rec []byte) error {
 	if len(rec) > MaxRecord {
 		return fmt.Errorf("%w: %d bytes (at most %d)", ErrTooLarge, len(rec), MaxRecord)
 	}
-	if len(s.buf)+len(rec) > s.opts.Budget && len(s.ends) > 0 {
+	if s.held()+len(rec)+perRecord > s.opts.Budget && len(s.ends) > 0 {
 		if s.err = s.spill(); s.err != nil {
 			return s.err
 		}
@@ -83,6 +84,14 @@ func (s *Sorter) Add(rec []byte) error {
 	s.ends = append(s.ends, len(s.buf))
 	return nil
 }
+
+// perRecord is what a record held costs beyond its bytes: its end in
+// ends and its slice in sorted. Counted in the budget, so that small
+// records (a 12-byte size) hold no more than large ones.
+const perRecord = 8 + 24
+
+// held is the current run's memory as the budget counts it.
+func (s *Sorter) held() int { return len(s.buf) + perRecord*len(s.ends) }
 
 // sorted is the current run's records in order, stable: of equal ones the
 // last added comes last, which is the one Same keeps.
@@ -144,6 +153,7 @@ func (s *Sorter) Sort() (*Sorted, error) {
 				return nil, err
 			}
 		}
+		s.buf, s.ends = nil, nil // the merge's readers need the memory
 		if err := s.merge(w); err != nil {
 			out.Close()
 			return nil, err
