@@ -295,6 +295,7 @@ func (s *streamer) tolerances() error {
 func (s *streamer) judgeTiles() error {
 	members := extsort.New(extsort.Options{Compare: compareMembers})
 	defer members.Close()
+	var rec []byte
 	err := s.tiles.each(func(i int32, t *Tile) error {
 		if s.hasRes && oddResolution(t, s.mode) {
 			s.c.reportResolution(t, s.mode)
@@ -312,7 +313,8 @@ func (s *streamer) judgeTiles() error {
 			return nil
 		}
 		g := s.groups[t.attrs().EPSG]
-		return members.Add(memberRecord(g.group, i, t))
+		rec = memberRecord(rec[:0], g.group, i, t)
+		return members.Add(rec)
 	})
 	if err != nil {
 		return err
@@ -334,8 +336,7 @@ const (
 	memberPath = 72
 )
 
-func memberRecord(g *group, i int32, t *Tile) []byte {
-	rec := make([]byte, 0, memberPath+len(t.Path))
+func memberRecord(rec []byte, g *group, i int32, t *Tile) []byte {
 	rec = be32(rec, up32(int32(g.epsg)))
 	for _, v := range t.Box {
 		rec = be64(rec, uint64(g.key(v))^1<<63)
@@ -465,12 +466,15 @@ func (s *streamer) judgeMembers() error {
 		firstPath           string
 		buf                 [maxGroups]digits
 		rec                 []byte
+		tile                Tile
 	)
 	err := s.eachMember(nil, func(m *streamMember) error {
 		if g == nil || m.code != g.code {
 			g, pos, nFiled, nOc = s.groups[m.code], 0, 0, 0
 		}
-		t := &Tile{Path: string(m.path), Box: m.box, Attrs: g.attrs}
+		// One Tile for every member: what a warning keeps it copies.
+		tile = Tile{Path: string(m.path), Box: m.box, Attrs: g.attrs}
+		t := &tile
 		rep := pos == 0 || m.key != first
 		if rep {
 			first, firstPath = m.key, t.Path
@@ -498,7 +502,8 @@ func (s *streamer) judgeMembers() error {
 			} else {
 				for col := lo[0]; col <= hi[0]; col++ {
 					for row := lo[1]; row <= hi[1]; row++ {
-						if err := filed.Add(filedRecord(rec[:0], g.code, [2]int64{col, row}, int32(pos), m, isOff)); err != nil {
+						rec = filedRecord(rec[:0], g.code, [2]int64{col, row}, int32(pos), m, isOff)
+						if err := filed.Add(rec); err != nil {
 							return err
 						}
 					}
@@ -511,7 +516,8 @@ func (s *streamer) judgeMembers() error {
 			g.occupies(m.key, nOc, cellLimit(g.n), func(c cellAt) {
 				nOc++
 				if err == nil {
-					err = occupied.Add(be64(be64(be32(rec[:0], up32(g.code)), uint64(c.col)^1<<63), uint64(c.row)^1<<63))
+					rec = be64(be64(be32(rec[:0], up32(g.code)), uint64(c.col)^1<<63), uint64(c.row)^1<<63)
+					err = occupied.Add(rec)
 				}
 			})
 			if err != nil {

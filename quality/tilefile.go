@@ -19,6 +19,7 @@ type tileFile struct {
 	size int64
 	n    int
 	rec  []byte
+	head []byte // rec's length
 }
 
 func newTileFile() (*tileFile, error) {
@@ -56,14 +57,14 @@ func (tf *tileFile) add(t *Tile) error {
 		r = appendString(r, a.Bands)
 	}
 	tf.rec = r
-	var head [binary.MaxVarintLen64]byte
-	if _, err := tf.w.Write(binary.AppendUvarint(head[:0], uint64(len(r)))); err != nil {
+	tf.head = binary.AppendUvarint(tf.head[:0], uint64(len(r)))
+	if _, err := tf.w.Write(tf.head); err != nil {
 		return fmt.Errorf("tiles on disk: %w", err)
 	}
 	if _, err := tf.w.Write(r); err != nil {
 		return fmt.Errorf("tiles on disk: %w", err)
 	}
-	tf.size += int64(len(r)) + int64(len(binary.AppendUvarint(head[:0], uint64(len(r)))))
+	tf.size += int64(len(tf.head) + len(r))
 	tf.n++
 	return nil
 }
@@ -89,6 +90,7 @@ func (tf *tileFile) each(fn func(i int32, t *Tile) error) error {
 	rd := bufio.NewReaderSize(io.NewSectionReader(tf.f, 0, tf.size), 64<<10)
 	var rec, lastAttrs []byte
 	var attrs *Attrs
+	var t Tile // one for every record: fn keeps none
 	for i := range tf.n {
 		n, err := binary.ReadUvarint(rd)
 		if err != nil {
@@ -104,7 +106,7 @@ func (tf *tileFile) each(fn func(i int32, t *Tile) error) error {
 		if _, err := io.ReadFull(rd, rec); err != nil {
 			return fmt.Errorf("%w: record %d: %w", errShortTiles, i, err)
 		}
-		var t Tile
+		t = Tile{}
 		d := decoder{b: rec}
 		t.Path = d.string()
 		for k := range t.Box {
