@@ -7,3 +7,11 @@ func SetMaxListAnswer(n int64) (restore func()) {
 	maxListAnswer = n
 	return func() { maxListAnswer = old }
 }
+
+// SetMaxErrorAnswer bounds an error answer's body at n bytes; the
+// returned func restores it.
+func SetMaxErrorAnswer(n int64) (restore func()) {
+	old := maxErrorAnswer
+	maxErrorAnswer = n
+	return func() { maxErrorAnswer = old }
+}

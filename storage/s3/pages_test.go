@@ -98,3 +98,48 @@ func TestEndlessListingAnswer(t *testing.T) {
 		t.Fatalf("a short answer: %d objects, %v", len(page.Objects), err)
 	}
 }
+
+// TestEndlessErrorAnswer: a server answering a read with an error whose
+// body never ends fails the read with a final ErrTooLarge once the bound
+// is read, instead of the SDK taking all memory to decode it; an
+// ordinary error answer is the ordinary error.
+func TestEndlessErrorAnswer(t *testing.T) {
+	defer s3.SetMaxErrorAnswer(64 << 10)()
+	var written atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>`)
+		if strings.HasSuffix(r.URL.Path, "/endless.tif") {
+			chunk := strings.Repeat("x", 4096)
+			for written.Load() < 256<<20 {
+				n, err := fmt.Fprint(w, chunk)
+				written.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}
+		fmt.Fprint(w, `</Message></Error>`)
+	}))
+	defer srv.Close()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
+	s, err := s3.New(cfg, "b", "p", srv.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	_, err = s.ReadAt(context.Background(), "endless.tif", buf, 0)
+	if !errors.Is(err, storage.ErrTooLarge) || errors.Is(err, storage.ErrTransient) || !strings.Contains(err.Error(), "endless.tif") || !strings.Contains(err.Error(), "65536 bytes") {
+		msg := fmt.Sprint(err)
+		t.Fatalf("an endless error answer: %.300s (%d bytes), want a final ErrTooLarge naming the object and the bound", msg, len(msg))
+	}
+	srv.CloseClientConnections()
+	if w := written.Load(); w > 64<<20 {
+		t.Errorf("the server wrote %d bytes before the client stopped reading", w)
+	}
+	_, err = s.ReadAt(context.Background(), "short.tif", buf, 0)
+	if err == nil || errors.Is(err, storage.ErrTooLarge) || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("an ordinary error answer: %v", err)
+	}
+}

@@ -32,6 +32,8 @@ type Storage struct {
 	lister *http.Client
 	bucket string
 	prefix string // "" or ending with "/"
+	// maxError bounds the body of an answer that is not a success.
+	maxError int64
 }
 
 // Open is the registry's opener for s3://bucket/prefix. By default it
@@ -87,6 +89,7 @@ func newStorage(cfg aws.Config, bucket, prefix, endpoint string, pathStyle, isol
 		return nil, errors.New("s3 location without a bucket")
 	}
 	base := transport(guard, isolated)
+	maxError := maxErrorAnswer
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		switch {
 		case endpoint != "":
@@ -100,14 +103,14 @@ func newStorage(cfg aws.Config, bucket, prefix, endpoint string, pathStyle, isol
 		// Ranged reads of a header have no full-object checksum to check.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.HTTPClient = &http.Client{Transport: base}
+		o.HTTPClient = &http.Client{Transport: boundedErrors{base: base, max: maxError}}
 	})
 	prefix = strings.TrimPrefix(prefix, "/")
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
 	lister := &http.Client{Transport: boundedAnswers{base: base, max: maxListAnswer}}
-	return &Storage{client: client, lister: lister, bucket: bucket, prefix: prefix}, nil
+	return &Storage{client: client, lister: lister, bucket: bucket, prefix: prefix, maxError: maxError}, nil
 }
 
 // maxListAnswer bounds one ListObjectsV2 answer: 1,000 keys of at most
@@ -117,6 +120,26 @@ var maxListAnswer int64 = 16 << 20
 
 // errAnswerTooLong stops the SDK's reading of an answer past the bound.
 var errAnswerTooLong = errors.New("answer too long")
+
+// maxErrorAnswer bounds the body of an answer that is not a success: S3's
+// are a few hundred bytes of XML, which the SDK reads whole to decode,
+// so a server sending one without end would take all memory.
+var maxErrorAnswer int64 = 1 << 20
+
+// boundedErrors bounds the body of answers that are not successes; a
+// success's (a tile's bytes) is read into the bytes asked for, no more.
+type boundedErrors struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (b boundedErrors) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := b.base.RoundTrip(r)
+	if err == nil && resp.StatusCode >= 300 {
+		resp.Body = &boundedBody{ReadCloser: resp.Body, left: b.max}
+	}
+	return resp, err
+}
 
 // boundedAnswers fails the reading of any answer body past max bytes.
 type boundedAnswers struct {
@@ -312,6 +335,10 @@ func (s *Storage) mapErr(ctx context.Context, what string, err error) error {
 	}
 	if errors.Is(err, netguard.ErrRefused) {
 		return fmt.Errorf("%s: %w", what, err) // final: retrying changes nothing
+	}
+	if errors.Is(err, errAnswerTooLong) {
+		// Final: the same server would send the same again.
+		return fmt.Errorf("%w: s3://%s/%s%s: an error answer over %d bytes", storage.ErrTooLarge, s.bucket, s.prefix, what, s.maxError)
 	}
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound

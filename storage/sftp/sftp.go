@@ -55,6 +55,7 @@ type slot struct {
 	mu     sync.Mutex
 	ssh    *ssh.Client
 	client *sftp.Client
+	lists  *listBound // the client's listings
 }
 
 // Open is the registry's opener for sftp://user@host:port/path.
@@ -72,7 +73,7 @@ func Open(ctx context.Context, u *url.URL, opts storage.Options) (storage.Storag
 	s.guard = opts.Guard
 	// Connect now: a wrong password or host key is the user's to fix, not a
 	// reason to retry every tile.
-	if _, err := s.slots[0].get(ctx, s); err != nil {
+	if _, _, err := s.slots[0].get(ctx, s); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -198,40 +199,46 @@ func New(addr, root string, cfg *ssh.ClientConfig) *Storage {
 }
 
 func (sl *slot) current() *sftp.Client {
+	c, _ := sl.session()
+	return c
+}
+
+func (sl *slot) session() (*sftp.Client, *listBound) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	return sl.client
+	return sl.client, sl.lists
 }
 
 // get returns the slot's session, connecting it if needed. Callers wait
 // for a connection in progress only as long as their context allows.
-func (sl *slot) get(ctx context.Context, s *Storage) (*sftp.Client, error) {
-	if c := sl.current(); c != nil {
-		return c, nil
+func (sl *slot) get(ctx context.Context, s *Storage) (*sftp.Client, *listBound, error) {
+	if c, lb := sl.session(); c != nil {
+		return c, lb, nil
 	}
 	select {
 	case sl.turn <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	defer func() { <-sl.turn }()
-	if c := sl.current(); c != nil {
-		return c, nil // connected while we waited
+	if c, lb := sl.session(); c != nil {
+		return c, lb, nil // connected while we waited
 	}
-	sc, client, err := s.connect(ctx)
+	sc, client, lb, err := s.connect(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sl.mu.Lock()
-	sl.ssh, sl.client = sc, client
+	sl.ssh, sl.client, sl.lists = sc, client, lb
 	sl.mu.Unlock()
-	return client, nil
+	return client, lb, nil
 }
 
 // connect dials, shakes hands and starts SFTP, all within the handshake
 // timeout (config.Timeout) and the context: a server that accepts and
-// then stays silent cannot hold the caller.
-func (s *Storage) connect(ctx context.Context) (*ssh.Client, *sftp.Client, error) {
+// then stays silent cannot hold the caller. The SFTP client reads and
+// writes through a listBound, which bounds its listings.
+func (s *Storage) connect(ctx context.Context) (*ssh.Client, *sftp.Client, *listBound, error) {
 	timeout := s.config.Timeout
 	if timeout <= 0 {
 		timeout = 20 * time.Second
@@ -241,11 +248,11 @@ func (s *Storage) connect(ctx context.Context) (*ssh.Client, *sftp.Client, error
 	defer cancel()
 	conn, err := s.guard.DialContext(dctx, "tcp", s.addr)
 	if err != nil {
-		return nil, nil, s.failed(ctx, err, storage.Transient(fmt.Errorf("connecting to %s: %w", s.addr, err)))
+		return nil, nil, nil, s.failed(ctx, err, storage.Transient(fmt.Errorf("connecting to %s: %w", s.addr, err)))
 	}
 	if err := conn.SetDeadline(deadline); err != nil {
 		conn.Close()
-		return nil, nil, storage.Transient(err)
+		return nil, nil, nil, storage.Transient(err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	// Which phase a failed handshake reached tells an authentication
@@ -269,23 +276,55 @@ func (s *Storage) connect(ctx context.Context) (*ssh.Client, *sftp.Client, error
 	if err != nil {
 		stop()
 		conn.Close()
-		return nil, nil, s.failed(ctx, err, handshakeErr(s.addr, err, hostKeyOK.Load(), authStarted.Load(), tried))
+		return nil, nil, nil, s.failed(ctx, err, handshakeErr(s.addr, err, hostKeyOK.Load(), authStarted.Load(), tried))
 	}
 	sc := ssh.NewClient(c, chans, reqs)
-	client, err := sftp.NewClient(sc, sftp.UseConcurrentReads(true))
+	lb := newListBound()
+	client, err := startSFTP(sc, lb)
 	if !stop() || err != nil {
 		sc.Close()
 		if err == nil {
 			err = ctx.Err()
 		}
-		return nil, nil, s.failed(ctx, err, storage.Transient(fmt.Errorf("starting SFTP on %s: %w", s.addr, err)))
+		return nil, nil, nil, s.failed(ctx, err, storage.Transient(fmt.Errorf("starting SFTP on %s: %w", s.addr, err)))
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		client.Close()
 		sc.Close()
-		return nil, nil, storage.Transient(err)
+		return nil, nil, nil, storage.Transient(err)
 	}
-	return sc, client, nil
+	return sc, client, lb, nil
+}
+
+// startSFTP is sftp.NewClient with the client's streams passed through
+// lb: a session on the SSH connection, its "sftp" subsystem, and the
+// session's stdout and stdin as the client's pipe (the remote stderr is
+// discarded, as sftp.NewClient does by default).
+func startSFTP(sc *ssh.Client, lb *listBound) (*sftp.Client, error) {
+	sess, err := sc.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	wr, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	rd, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	client, err := sftp.NewClientPipe(boundReader{rd, lb}, boundWriter{wr, lb}, sftp.UseConcurrentReads(true))
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	return client, nil
 }
 
 // handshakeErr classifies a failed handshake. Host key and authentication
@@ -336,7 +375,7 @@ func (sl *slot) drop(client *sftp.Client) {
 		return
 	}
 	sc := sl.ssh
-	sl.client, sl.ssh = nil, nil
+	sl.client, sl.ssh, sl.lists = nil, nil, nil
 	sl.mu.Unlock()
 	// The connection first: closing SFTP on a live but stuck connection
 	// could wait on the network.
@@ -346,17 +385,17 @@ func (sl *slot) drop(client *sftp.Client) {
 
 // with runs op on a session. A cancelled context closes the session to
 // abort the request; a dropped session is reported transient and replaced.
-func (s *Storage) with(ctx context.Context, op func(*sftp.Client) error) error {
+func (s *Storage) with(ctx context.Context, op func(*sftp.Client, *listBound) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	sl := &s.slots[s.next.Add(1)%Sessions]
-	client, err := sl.get(ctx, s)
+	client, lb, err := sl.get(ctx, s)
 	if err != nil {
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- op(client) }()
+	go func() { done <- op(client, lb) }()
 	select {
 	case <-ctx.Done():
 		sl.drop(client)
@@ -369,6 +408,9 @@ func (s *Storage) with(ctx context.Context, op func(*sftp.Client) error) error {
 	}
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, sftp.ErrSSHFxNoSuchFile) {
 		return fmt.Errorf("%w: %v", storage.ErrNotFound, err)
+	}
+	if errors.Is(err, storage.ErrTooLarge) {
+		return err // final, and the session is sound
 	}
 	if lost(err) {
 		sl.drop(client)
@@ -390,8 +432,8 @@ func (s *Storage) List(ctx context.Context, cursor string) (storage.Page, error)
 		return storage.Page{}, err
 	}
 	var page storage.Page
-	err = s.with(ctx, func(c *sftp.Client) error {
-		entries, err := c.ReadDir(dir)
+	err = s.with(ctx, func(c *sftp.Client, lb *listBound) error {
+		entries, err := lb.readDir(ctx, c, dir)
 		if err != nil {
 			return err
 		}
@@ -423,7 +465,7 @@ func (s *Storage) ReadAt(ctx context.Context, key string, p []byte, off int64) (
 	}
 	var n int
 	var eof bool
-	err = s.with(ctx, func(c *sftp.Client) error {
+	err = s.with(ctx, func(c *sftp.Client, _ *listBound) error {
 		f, err := c.Open(name)
 		if err != nil {
 			return err
@@ -449,7 +491,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (storage.Object, error) 
 		return storage.Object{}, err
 	}
 	var o storage.Object
-	err = s.with(ctx, func(c *sftp.Client) error {
+	err = s.with(ctx, func(c *sftp.Client, _ *listBound) error {
 		fi, err := c.Stat(name)
 		if err != nil {
 			return err
