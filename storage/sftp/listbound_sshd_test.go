@@ -5,10 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,18 +27,7 @@ func TestListingBounded(t *testing.T) {
 		files[fmt.Sprintf("big/tile-%04d.tif", i)] = []byte("x")
 	}
 	servertest.WriteTree(t, root, files, storagetest.ModTime)
-	known := filepath.Join(t.TempDir(), "known_hosts")
-	raw, _ := os.ReadFile(srv.KnownHosts)
-	_, port, _ := net.SplitHostPort(proxy.Addr)
-	if err := os.WriteFile(known, []byte(strings.Replace(string(raw), fmt.Sprint(srv.Port), port, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u := &url.URL{Scheme: "sftp", User: url.User(currentUser()), Host: proxy.Addr, Path: root}
-	s, err := sftp.Open(context.Background(), u, storage.Options{SFTPKey: srv.ClientKey, SFTPKnownHosts: known})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openBehind(t, srv, proxy, root)
 	ctx := context.Background()
 	read := func() error {
 		p := make([]byte, 6)

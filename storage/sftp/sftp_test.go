@@ -111,18 +111,7 @@ func TestReconnectsAfterDrop(t *testing.T) {
 	proxy := servertest.NewProxy(t, srv.Addr, 0)
 	root := t.TempDir()
 	servertest.WriteTree(t, root, map[string][]byte{"a.tif": []byte("abcdef")}, storagetest.ModTime)
-	known := filepath.Join(t.TempDir(), "known_hosts")
-	raw, _ := os.ReadFile(srv.KnownHosts)
-	_, port, _ := net.SplitHostPort(proxy.Addr)
-	if err := os.WriteFile(known, []byte(strings.Replace(string(raw), fmt.Sprint(srv.Port), port, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u := &url.URL{Scheme: "sftp", User: url.User(currentUser()), Host: proxy.Addr, Path: root}
-	s, err := sftp.Open(context.Background(), u, storage.Options{SFTPKey: srv.ClientKey, SFTPKnownHosts: known})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openBehind(t, srv, proxy, root)
 	storagetest.SurvivesDrops(t, s, proxy.CutAll, "a.tif", []byte("abcdef"))
 	if proxy.Accepted() < 2 {
 		t.Errorf("%d connections: the storage did not reconnect", proxy.Accepted())
@@ -149,4 +138,23 @@ func serveAgent(t *testing.T, keyring agent.Agent) string {
 		}
 	}()
 	return sock
+}
+
+// openBehind opens root on srv through proxy, the proxy's address known
+// under srv's host key; closed with the test.
+func openBehind(t *testing.T, srv servertest.SSHServer, proxy *servertest.Proxy, root string) storage.Storage {
+	t.Helper()
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	raw, _ := os.ReadFile(srv.KnownHosts)
+	_, port, _ := net.SplitHostPort(proxy.Addr)
+	if err := os.WriteFile(known, []byte(strings.Replace(string(raw), fmt.Sprint(srv.Port), port, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := &url.URL{Scheme: "sftp", User: url.User(currentUser()), Host: proxy.Addr, Path: root}
+	s, err := sftp.Open(context.Background(), u, storage.Options{SFTPKey: srv.ClientKey, SFTPKnownHosts: known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
