@@ -36,8 +36,9 @@ const (
 // holes' runs, the listed warnings). It needs the tiles in strictly
 // increasing path order, as a storage's listing gives them; a delivery it
 // cannot judge exactly within its bounds (paths out of order, more than
-// streamGroups CRSs or streamValues distinct values of a tally, a tile
-// over more than 64 cells, an overlap search over its budget) is read
+// streamGroups CRSs or streamValues distinct values of a tally, more
+// than streamBig tiles over 64 cells each in a CRS, an overlap search
+// over its budget) is read
 // back into memory and judged by Check instead, and declined says
 // why (nil when it did not decline). Either way the verdict is Check's,
 // which the tests hold it to.
