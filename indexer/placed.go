@@ -11,6 +11,8 @@ import (
 
 	"github.com/openpcrs/pcrs-indexer/footprint"
 	"github.com/paulmach/orb"
+
+	"github.com/openpcrs/pcrs-indexer/internal/scratch"
 )
 
 // placedFile holds the readable tiles' placements, in the spool's order,
@@ -31,15 +33,11 @@ const maxRings = 4
 
 // writePlaced writes the readable tiles' placements in one pass.
 func writePlaced(sp *spool) (*placedFile, error) {
-	f, err := os.CreateTemp("", "pcrs-union-*")
+	f, err := scratch.File("union")
 	if err != nil {
-		return nil, fmt.Errorf("the union's tile file: %w", err)
+		return nil, err
 	}
 	pf := &placedFile{f: f}
-	if err := os.Remove(f.Name()); err != nil {
-		pf.close()
-		return nil, fmt.Errorf("the union's tile file: %w", err)
-	}
 	w := bufio.NewWriterSize(f, 64<<10)
 	var rec []byte
 	err = sp.each(flagReadable, func(t *Tile) error {

@@ -44,20 +44,22 @@ func checkQuality(sp *spool, announced *livrable.Attributes, opts footprint.Opti
 }
 
 // qualityTiles are the readable tiles as the check takes them, by path
-// (the spool's order), their attributes shared.
+// (the spool's order). One Tile and one Attrs carry them all: the check
+// copies what it keeps.
 func qualityTiles(sp *spool) quality.Source {
 	return func(yield func(*quality.Tile) bool) error {
-		var attrs attrsTable
+		var attrs quality.Attrs
 		stop := errors.New("stop")
 		err := sp.each(flagReadable, func(t *Tile) error {
 			h := t.Header
 			if h == nil {
 				return nil
 			}
-			qt := quality.Tile{Path: t.Object.Key, Box: h.Box(), Size: t.Object.Size, Attrs: attrs.intern(quality.Attrs{
+			attrs = quality.Attrs{
 				EPSG: clampInt32(h.EPSG), Width: clampInt32(h.Width), Height: clampInt32(h.Height), Resolution: h.PixelSize(),
 				Format: h.MimeType, Compression: h.Compression, Bands: bandes(t),
-			})}
+			}
+			qt := quality.Tile{Path: t.Object.Key, Box: h.Box(), Size: t.Object.Size, Attrs: &attrs}
 			if !yield(&qt) {
 				return stop
 			}
@@ -91,29 +93,6 @@ func warningEntries(warnings []quality.Warning, opts footprint.Options, log *slo
 		out[i].Geometry = polygonGeometry(poly)
 	}
 	return out
-}
-
-// attrsTable gives the tiles of a delivery one copy of each set of
-// attributes they share: a delivery has a handful, and a million copies
-// would cost 80 MB. A hostile one making every tile different cannot make
-// the table grow with it: full, it starts again empty, so that the tiles
-// after a run of odd ones still share.
-type attrsTable map[quality.Attrs]*quality.Attrs
-
-const maxSharedAttrs = 4096
-
-func (m *attrsTable) intern(a quality.Attrs) *quality.Attrs {
-	if p, ok := (*m)[a]; ok {
-		return p
-	}
-	if *m == nil {
-		*m = attrsTable{}
-	}
-	if len(*m) >= maxSharedAttrs {
-		clear(*m)
-	}
-	(*m)[a] = &a
-	return &a
 }
 
 // noWarnings is every kind counted zero: report.json names them all.

@@ -16,6 +16,8 @@ import (
 	"github.com/openpcrs/pcrs-indexer/internal/extsort"
 	"github.com/openpcrs/pcrs-indexer/raster"
 	"github.com/openpcrs/pcrs-indexer/storage"
+
+	"github.com/openpcrs/pcrs-indexer/internal/scratch"
 )
 
 // spool keeps every tile's verdict on disk as soon as it is known, so that
@@ -120,13 +122,9 @@ type spooled struct {
 // newSpool opens an unlinked temporary file: nothing is left behind, even
 // when the process is killed.
 func newSpool() (*spool, error) {
-	f, err := os.CreateTemp("", "pcrs-indexer-spool-*")
+	f, err := scratch.File("spool")
 	if err != nil {
-		return nil, fmt.Errorf("creating the scan's spool: %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("creating the scan's spool: %w", err)
+		return nil, err
 	}
 	s := &spool{f: f, w: bufio.NewWriterSize(f, 1<<20), sorter: extsort.New(indexOrder(indexBudget))}
 	// A Result dropped without Close must not keep a descriptor open.

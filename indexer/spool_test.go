@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -147,31 +146,6 @@ func TestEntryPacking(t *testing.T) {
 		if e.off() != c.off || e.n() != c.n || e.flags() != c.flags&^flagReadable {
 			t.Errorf("clearing a flag of %d, %d, %b changed it to %d, %d, %b", c.off, c.n, c.flags, e.off(), e.n(), e.flags())
 		}
-	}
-}
-
-// TestAttrsShared: tiles with the same attributes share one copy; a
-// delivery making every tile different gets its own values all the same,
-// the table never holds more than maxSharedAttrs, and the tiles after a
-// run of odd ones share again.
-func TestAttrsShared(t *testing.T) {
-	var table attrsTable
-	common := quality.Attrs{EPSG: 2154, Width: 4000, Height: 4000, Resolution: 0.05, Format: "image/tiff"}
-	if a, b := table.intern(common), table.intern(common); a != b {
-		t.Error("two tiles with the same attributes got two copies")
-	}
-	for i := range 3 * maxSharedAttrs {
-		want := quality.Attrs{EPSG: 2154, Width: int32(i), Resolution: math.NaN()}
-		got := table.intern(want)
-		if got.Width != want.Width || !math.IsNaN(got.Resolution) {
-			t.Fatalf("tile %d got %+v", i, *got)
-		}
-		if len(table) > maxSharedAttrs {
-			t.Fatalf("the table holds %d attributes, want at most %d", len(table), maxSharedAttrs)
-		}
-	}
-	if a, b := table.intern(common), table.intern(common); a != b || *a != common {
-		t.Error("after 12,288 odd tiles, two ordinary ones got two copies")
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/openpcrs/pcrs-indexer/internal/scratch"
 )
 
 // tileFile keeps the tiles of a streamed check on disk, in the order they
@@ -23,13 +25,9 @@ type tileFile struct {
 }
 
 func newTileFile() (*tileFile, error) {
-	f, err := os.CreateTemp("", "pcrs-quality-*")
+	f, err := scratch.File("quality")
 	if err != nil {
-		return nil, fmt.Errorf("tiles on disk: %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("tiles on disk: %w", err)
+		return nil, err
 	}
 	return &tileFile{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }

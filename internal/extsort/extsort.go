@@ -17,6 +17,8 @@ import (
 	"os"
 	"runtime"
 	"slices"
+
+	"github.com/openpcrs/pcrs-indexer/internal/scratch"
 )
 
 // ErrTooLarge is a record over MaxRecord.
@@ -291,19 +293,7 @@ func (s *Sorted) Close() error {
 	return err
 }
 
-// tempFile is unlinked at once: nothing is left behind, even when the
-// process is killed.
-func tempFile() (*os.File, error) {
-	f, err := os.CreateTemp("", "pcrs-indexer-sort-*")
-	if err != nil {
-		return nil, fmt.Errorf("creating a temporary file to sort in: %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("creating a temporary file to sort in: %w", err)
-	}
-	return f, nil
-}
+func tempFile() (*os.File, error) { return scratch.File("sort") }
 
 // writer writes length-prefixed records, dropping a record Same finds the
 // same as the next one.
